@@ -1,0 +1,113 @@
+"""The ``sog-api`` command: serve, worker, migrate and catalogue management."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import typer
+
+from sog_api.settings import Settings
+
+app = typer.Typer(help="System on Grid API service.", no_args_is_help=True)
+catalog_app = typer.Typer(help="Catalogue: flavors, images, volume templates, zones.")
+app.add_typer(catalog_app, name="catalog")
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from sog_api.db.migrate import upgrade
+
+    settings = Settings()
+    _logging(settings)
+    upgrade(settings)
+    typer.echo("database schema is up to date")
+
+
+@app.command()
+def serve(
+    migrate_first: bool = typer.Option(True, "--migrate/--no-migrate", help="Migrate first."),
+) -> None:
+    """Serve the API (and, unless SOG_RUN_WORKER=false, the worker) with uvicorn."""
+    import uvicorn
+
+    from sog_api.db.migrate import upgrade
+    from sog_api.main import create_app
+
+    settings = Settings()
+    _logging(settings)
+    if migrate_first:
+        upgrade(settings)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port,
+        log_level=settings.log_level.lower(), access_log=False,
+    )  # fmt: skip
+
+
+@app.command()
+def worker() -> None:
+    """Run a worker process only (no HTTP): claims operations and polls the cloud."""
+    settings = Settings()
+    _logging(settings)
+    asyncio.run(_run_worker(settings))
+
+
+async def _run_worker(settings: Settings) -> None:
+    from sog_api.cloud.factory import build_cloud
+    from sog_api.db.engine import create_engine, create_sessionmaker
+    from sog_api.worker.runner import Worker
+
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    cloud = build_cloud(settings, sessions)
+    await cloud.start()
+    runner = Worker(settings, sessions, cloud)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    runner.start()
+    logging.getLogger("sog_api.worker").info("worker_started id=%s", runner.id)
+    await stop.wait()
+    await runner.stop()
+    await cloud.close()
+    await engine.dispose()
+
+
+@catalog_app.command("load")
+def catalog_load(path: str = typer.Argument(None, help="Catalogue file (default: SOG_CATALOG_FILE)")) -> None:
+    """Upsert the catalogue file into the database."""
+    from pathlib import Path
+
+    settings = Settings()
+    catalog_path = Path(path) if path else settings.catalog_file
+    counts = asyncio.run(_load(settings, catalog_path))
+    typer.echo(", ".join(f"{n} {name}" for name, n in counts.items()))
+
+
+async def _load(settings: Settings, path: object) -> dict[str, int]:
+    from pathlib import Path
+
+    from sog_api.catalog.loader import load_catalog, read_catalog
+    from sog_api.db.engine import create_engine, create_sessionmaker
+
+    catalog = read_catalog(Path(str(path)))
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine).begin() as session:
+            return await load_catalog(session, catalog)
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,47 @@
+"""Typed dependencies: the session, the caller's project, the settings and the cloud."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sog_api.cloud.base import CloudBackend
+from sog_api.projects.models import DEFAULT_PROJECT_ID
+from sog_api.settings import Settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for one request; routes commit with ``async with session.begin()``."""
+    async with request.app.state.sessionmaker() as session:
+        yield session
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings  # type: ignore[no-any-return]
+
+
+def get_cloud(request: Request) -> CloudBackend:
+    return request.app.state.cloud  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the project every resource of the request belongs to."""
+
+    project_id: int
+
+
+async def get_caller(request: Request) -> Caller:
+    """The caller's project (set by the authentication middleware, or the default project)."""
+    project_id = getattr(request.state, "project_id", None)
+    return Caller(project_id=project_id if project_id is not None else DEFAULT_PROJECT_ID)
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+CloudDep = Annotated[CloudBackend, Depends(get_cloud)]
+CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -1,0 +1,210 @@
+"""Error types and the one problem+json envelope (RFC 9457) every error response uses.
+
+Hierarchy::
+
+    ApiError                    status 500, code "internal_error"
+    +-- NotFound                404 "not_found"
+    +-- Conflict                409, code given per refusal ("orbit_busy", "volume_attached", ...)
+    +-- InvalidParameter        422 "invalid_parameter", names the parameter
+    +-- Unauthorized            401 "unauthorized" (with WWW-Authenticate)
+    +-- Forbidden               403 (quota refusals)
+    +-- TooManyRequests         429 "rate_limited" (with Retry-After)
+    +-- ServiceUnavailable      503 "service_unavailable" (database unreachable)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("sog_api.errors")
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ApiError(Exception):
+    """An error the API answers with a problem document."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        code: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+        self.errors = errors
+        self.headers = headers or {}
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+class InvalidParameter(ApiError):
+    status = 422
+    code = "invalid_parameter"
+
+    def __init__(self, name: str, message: str, *, location: str = "query") -> None:
+        super().__init__(
+            f"Invalid value for {location} parameter '{name}': {message}",
+            errors=[{"loc": [location, name], "msg": message, "type": "value_error"}],
+        )
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
+
+
+class TooManyRequests(ApiError):
+    status = 429
+    code = "rate_limited"
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    code = "service_unavailable"
+
+
+class Problem(BaseModel):
+    """The error envelope (RFC 9457 problem details)."""
+
+    type: str
+    title: str
+    status: int
+    code: str
+    detail: str
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Build the problem+json response every error path uses."""
+    body: dict[str, Any] = {
+        "type": f"https://sog-api.dev/problems/{code}",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "code": code,
+        "detail": detail,
+        "request_id": getattr(request.state, "request_id", None),
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI response declarations for the error statuses a route can answer."""
+    return {
+        status: {
+            "model": Problem,
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+def _clean_errors(raw: Sequence[Any]) -> list[dict[str, Any]]:
+    """Keep loc, msg and type of each validation error; never the input (it may be a secret)."""
+    return [
+        {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""),
+         "type": err.get("type", "")}
+        for err in raw
+    ]  # fmt: skip
+
+
+def _validation_detail(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for err in errors:
+        loc = err["loc"]
+        where = loc[0] if loc else "request"
+        name = loc[1] if len(loc) > 1 else where
+        parts.append(f"Invalid value for {where} parameter '{name}': {err['msg']}")
+    return "; ".join(parts) or "Invalid request"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error with the problem envelope."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return problem_response(
+            request, exc.status, exc.code, exc.detail, errors=exc.errors, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = _clean_errors(exc.errors())
+        return problem_response(
+            request, 422, "invalid_parameter", _validation_detail(errors), errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"No route matches {request.method} {request.url.path}"
+        return problem_response(
+            request, exc.status_code, code, detail, headers=getattr(exc, "headers", None)
+        )
+
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database_unavailable error=%s", type(exc).__name__)
+        return problem_response(
+            request, 503, "service_unavailable",
+            "The database is unavailable; retry shortly.", headers={"Retry-After": "2"},
+        )  # fmt: skip
+
+    for exc_type in (OperationalError, InterfaceError, PoolTimeout, ConnectionError, OSError):
+        app.add_exception_handler(exc_type, _database_down)
+
+    @app.exception_handler(DBAPIError)
+    async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return await _database_down(request, exc)
+        log.exception("database_error")
+        return problem_response(request, 500, "internal_error", "Internal server error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled_error path=%s", request.url.path)
+        return problem_response(request, 500, "internal_error", "Internal server error")

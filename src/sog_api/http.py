@@ -1,0 +1,99 @@
+"""HTTP plumbing shared by every router: both slash forms, strict query types, JSON shapes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+
+MAX_DB_INT = 2_147_483_647
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _strict_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _TRUE:
+            return True
+        if lowered in _FALSE:
+            return False
+    raise ValueError("must be one of true, false, 1, 0, yes, no")
+
+
+def _printable(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+QueryBool = Annotated[bool, BeforeValidator(_strict_bool)]
+"""A boolean query parameter: true/false/1/0/yes/no, case-insensitive, nothing else."""
+
+Printable = Annotated[str, AfterValidator(_printable)]
+"""Text without control characters and not blank."""
+
+IdPath = Annotated[int, Path(ge=1, le=MAX_DB_INT, description="Primary key")]
+
+
+def format_timestamp(value: datetime) -> str:
+    """ISO 8601 UTC with a Z suffix, to the second, as the seed shows."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str)]
+
+
+def size_label(size_gb: int) -> str:
+    """The seed's size text, e.g. "20 GB"."""
+    return f"{size_gb} GB"
+
+
+class SlashRouter(APIRouter):
+    """A router whose every path answers with and without a trailing slash, never redirecting.
+
+    The form given is the one documented in OpenAPI; the other is served by the same handler.
+    """
+
+    def add_api_route(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().add_api_route(path, endpoint, **kwargs)
+        other = path[:-1] if path.endswith("/") else path + "/"
+        if other and other != path:
+            alt = dict(kwargs)
+            alt["include_in_schema"] = False
+            if alt.get("operation_id"):
+                alt["operation_id"] = alt["operation_id"] + "_alt"
+            super().add_api_route(other, endpoint, **alt)
+
+
+def pagination_headers(
+    request: Request, response: Response, total: int, limit: int, offset: int
+) -> None:
+    """Set X-Total-Count and a Link header (rel=next, rel=prev) for a paged list."""
+    response.headers["X-Total-Count"] = str(total)
+    links = []
+    if offset + limit < total:
+        url = request.url.include_query_params(limit=limit, offset=offset + limit)
+        links.append(f'<{url}>; rel="next"')
+    if offset > 0:
+        url = request.url.include_query_params(limit=limit, offset=max(0, offset - limit))
+        links.append(f'<{url}>; rel="prev"')
+    if links:
+        response.headers["Link"] = ", ".join(links)
+
+
+def accepted(content: Any, operation_id: str | None, status_code: int = 202) -> JSONResponse:
+    """A 202/201 answer pointing at the operation that carries the change out."""
+    headers = {"Location": f"/operations/{operation_id}"} if operation_id else None
+    return JSONResponse(content, status_code=status_code, headers=headers)

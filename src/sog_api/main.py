@@ -1,0 +1,154 @@
+"""The application: create_app(settings) wires routers, errors, the database, cloud and worker."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sog_api.catalog.loader import load_catalog, read_catalog
+from sog_api.catalog.router import router as catalog_router
+from sog_api.cloud.factory import build_cloud
+from sog_api.db import migrate
+from sog_api.db.engine import create_engine, create_sessionmaker
+from sog_api.errors import ServiceUnavailable, install_error_handlers, responses
+from sog_api.http import SlashRouter
+from sog_api.operations.router import router as operations_router
+from sog_api.orbits.router import router as orbits_router
+from sog_api.settings import Settings
+from sog_api.worker.runner import Worker
+
+log = logging.getLogger("sog_api")
+access_log = logging.getLogger("sog_api.access")
+
+SECRET_PARAMS = frozenset({"admin_pwd", "password", "token", "api_key", "key"})
+
+DESCRIPTION = """
+Self-service virtual machines ("orbits") and block volumes on an OpenStack cloud.
+
+Every parameter travels in the query string. Long changes answer `202 Accepted` with the
+resource in its transitional status and a `Location` header naming the operation to follow at
+`/operations/{id}`. Errors are `application/problem+json` documents with a stable `code`.
+"""
+
+
+def redact_query(query: str) -> str:
+    """The query string with the values of secret parameters replaced."""
+    parts = []
+    for pair in query.split("&"):
+        name, sep, _value = pair.partition("=")
+        parts.append(f"{name}=***" if sep and name.lower() in SECRET_PARAMS else pair)
+    return "&".join(parts)
+
+
+class RequestContext:
+    """Give each request an id (X-Request-ID) and log one line for it, secrets redacted."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+        request_id = given if given.isprintable() and given else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            query = redact_query(scope.get("query_string", b"").decode("latin-1"))
+            access_log.info(
+                "request method=%s path=%s query=%s status=%s ms=%.1f request_id=%s",
+                scope["method"], scope["path"], query, status,
+                (time.perf_counter() - started) * 1000, request_id,
+            )  # fmt: skip
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    if settings.migrate_on_start:
+        await asyncio.to_thread(migrate.upgrade, settings)
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    app.state.engine, app.state.sessionmaker = engine, sessions
+    if settings.load_catalog_on_start:
+        catalog = read_catalog(settings.catalog_file)
+        async with sessions.begin() as session:
+            await load_catalog(session, catalog)
+    cloud = build_cloud(settings, sessions)
+    await cloud.start()
+    app.state.cloud = cloud
+    app.state.wake = asyncio.Event()
+    worker = None
+    if settings.run_worker:
+        worker = Worker(settings, sessions, cloud, app.state.wake)
+        worker.start()
+    app.state.worker = worker
+    log.info("started cloud=%s worker=%s db=%s", cloud.name, bool(worker), engine.dialect.name)
+    try:
+        yield
+    finally:
+        if worker is not None:
+            await worker.stop()
+        await cloud.close()
+        await engine.dispose()
+
+
+def _health_router() -> SlashRouter:
+    router = SlashRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process is up (for liveness probes)."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", responses=responses(503))
+    async def readyz(request: Request) -> dict[str, str]:
+        """The database answers (for readiness probes and load balancers)."""
+        try:
+            async with request.app.state.engine.connect() as conn:
+                await asyncio.wait_for(conn.execute(text("SELECT 1")), timeout=3)
+        except Exception as exc:
+            raise ServiceUnavailable("The database is unavailable.") from exc
+        return {"status": "ready"}
+
+    return router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application for ``settings`` (read from the environment when omitted)."""
+    settings = settings or Settings()
+    app = FastAPI(
+        title="System on Grid API",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        swagger_ui_parameters={"tryItOutEnabled": True, "displayRequestDuration": True},
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in (orbits_router, catalog_router, operations_router, _health_router()):
+        app.include_router(router)
+    app.add_middleware(RequestContext)
+    return app

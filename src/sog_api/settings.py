@@ -1,0 +1,68 @@
+"""Service settings, read from the environment (prefix ``SOG_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_CATALOG = Path(__file__).parent / "catalog" / "default_catalog.toml"
+DEV_SECRET_KEY = "dev-only-secret-key-change-me"
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; each field is documented in the README's table."""
+
+    model_config = SettingsConfigDict(env_prefix="SOG_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./sog.db"
+    db_pool_size: int = Field(10, ge=1, le=200)
+    db_pool_timeout: float = Field(5.0, gt=0)
+    db_statement_timeout: float = Field(15.0, gt=0)
+    host: str = "127.0.0.1"
+    port: int = Field(8001, ge=1, le=65535)
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    cloud: Literal["simulator", "openstack"] = "simulator"
+    simulator_delay_scale: float = Field(1.0, ge=0)
+    catalog_file: Path = DEFAULT_CATALOG
+    load_catalog_on_start: bool = True
+    migrate_on_start: bool = False
+
+    run_worker: bool = True
+    worker_concurrency: int = Field(8, ge=1, le=256)
+    worker_poll_interval: float = Field(1.0, gt=0)
+    worker_lease_seconds: float = Field(60.0, gt=0)
+    operation_deadline_seconds: float = Field(3600.0, gt=0)
+    max_vm_count: int = Field(10, ge=1, le=1000)
+
+    secret_key: str = DEV_SECRET_KEY
+
+    # OpenStack backend (SOG_CLOUD=openstack); credentials come from OS_CLOUD / OS_* variables.
+    os_cloud: str | None = None
+    os_network: str = "auto"
+    os_call_timeout: float = Field(60.0, gt=0)
+    os_thread_pool_size: int = Field(16, ge=1, le=256)
+    os_compute_microversion: str = "2.79"
+    os_volume_microversion: str = "3.42"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
+        return value
+
+    @cached_property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment."""
+    return Settings()

@@ -1,0 +1,130 @@
+"""The poller: one batched cloud listing per cycle settles every waiting operation.
+
+Each cycle lists servers and volumes changed since shortly before the oldest wait began (Nova's
+and Cinder's ``changes-since``; deleted servers are included), then lets each waiting operation's
+check look at that one snapshot. A server that does not show up for a while is fetched on its
+own (clock skew between us and the cloud), and an operation past its deadline fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sog_api.cloud import base as cb
+from sog_api.db.base import utcnow
+from sog_api.operations import models as opm
+from sog_api.operations.models import Operation
+from sog_api.orbits.models import Orbit
+from sog_api.settings import Settings
+from sog_api.worker.apply import apply_step, mirror_progress
+from sog_api.worker.flows import FLOWS, Snapshot, Step, locked
+from sog_api.worker.progress import OPENSTACK_FACTOR, band_progress
+
+log = logging.getLogger("sog_api.worker")
+
+CHANGES_MARGIN = timedelta(seconds=60)
+STALE_AFTER = timedelta(seconds=30)
+MAX_SINGLE_GETS = 20
+
+
+class Poller:
+    def __init__(
+        self, settings: Settings, sessions: async_sessionmaker[AsyncSession], cloud: cb.CloudBackend
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.cloud = cloud
+        self.cycles = 0
+        if settings.cloud == "simulator":
+            self.seconds_per_unit = settings.simulator_delay_scale
+        else:
+            self.seconds_per_unit = OPENSTACK_FACTOR
+
+    async def poll_once(self) -> int:
+        """Run one cycle; return how many waiting operations it looked at."""
+        async with self.sessions() as session:
+            ops = list(
+                await session.scalars(
+                    select(Operation)
+                    .where(Operation.state == opm.WAITING)
+                    .order_by(Operation.stage_started_at)
+                    .limit(1000)
+                )
+            )
+        if not ops:
+            return 0
+        self.cycles += 1
+        snap = await self._snapshot(ops)
+        for op in ops:
+            try:
+                await self._settle(op, snap)
+            except Exception:
+                log.exception("settle_error op=%s", op.id)
+        return len(ops)
+
+    async def _snapshot(self, ops: list[Operation]) -> Snapshot:
+        watches = {FLOWS[op.kind].checks[op.stage][0] for op in ops if op.stage in FLOWS[op.kind].checks}
+        since = min(op.stage_started_at for op in ops) - CHANGES_MARGIN
+        snap = Snapshot()
+        try:
+            if "server" in watches:
+                snap.servers = {s.id: s for s in await self.cloud.list_servers(since)}
+                snap.servers_listed = True
+                await self._fill_stale(ops, snap)
+            if "volume" in watches:
+                snap.volumes = {v.id: v for v in await self.cloud.list_volumes(since)}
+                snap.volumes_listed = True
+        except cb.CloudError as exc:
+            log.warning("poll_listing_failed error=%s", exc.message)
+        return snap
+
+    async def _fill_stale(self, ops: list[Operation], snap: Snapshot) -> None:
+        """Fetch, one by one, watched servers the listing has not shown for a while."""
+        now = utcnow()
+        stale = [
+            op.orbit_id for op in ops
+            if op.orbit_id is not None and now - op.stage_started_at > STALE_AFTER
+            and FLOWS[op.kind].checks.get(op.stage, ("volume",))[0] == "server"
+        ]  # fmt: skip
+        if not stale:
+            return
+        async with self.sessions() as session:
+            rows = await session.execute(
+                select(Orbit.server_id).where(Orbit.id.in_(stale), Orbit.server_id.is_not(None))
+            )
+            server_ids = [r.server_id for r in rows if r.server_id not in snap.servers]
+        for server_id in server_ids[:MAX_SINGLE_GETS]:
+            try:
+                snap.servers[server_id] = await self.cloud.get_server(server_id)
+            except cb.CloudNotFound:
+                snap.servers[server_id] = cb.ServerInfo(
+                    id=server_id, name="", status=cb.SERVER_DELETED, flavor_ref=""
+                )
+
+    async def _settle(self, op: Operation, snap: Snapshot) -> None:
+        flow = FLOWS[op.kind]
+        async with self.sessions.begin() as session:
+            row: Operation | None = await locked(session, Operation, op.id)
+            if row is None or row.state != opm.WAITING or row.stage != op.stage:
+                return  # another poller got there first
+            now = utcnow()
+            if now > row.deadline_at:
+                await apply_step(
+                    session, flow, row, Step.fail("The operation did not finish before its deadline.")
+                )
+                return
+            watch, check = flow.checks[row.stage]
+            listed = snap.servers_listed if watch == "server" else snap.volumes_listed
+            step = await check(session, row, snap) if listed else None
+            if step is not None:
+                await apply_step(session, flow, row, step)
+                return
+            band = flow.bands[row.stage]
+            progress = band_progress(band, row.stage_started_at, now, self.seconds_per_unit)
+            if progress > row.progress:
+                row.progress = progress
+                await mirror_progress(session, row)
