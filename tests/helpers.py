@@ -1,0 +1,76 @@
+"""Small helpers the tests share: make an orbit, wait for a status."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+import httpx
+
+from tests.conftest import SSH_KEY
+
+
+def create_params(**overrides: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "vm_name": "web",
+        "vm_count": 1,
+        "flavor": 2,
+        "root_size": 20,
+        "availability_zone": "nova",
+        "ssh_key_value": SSH_KEY,
+        "admin_pwd": "Sup3r-secret!",
+        "transaction_id": uuid.uuid4().hex,
+        "booting_image": 3,
+    }
+    params.update(overrides)
+    return {k: v for k, v in params.items() if v is not None}
+
+
+async def create_orbit(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    response = await client.post("/vms/create/", params=create_params(**overrides))
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def wait_status(
+    client: httpx.AsyncClient, orbit_id: int, status: str, timeout: float = 15.0
+) -> dict[str, Any]:
+    """Poll the orbit until it reaches ``status``; fail with its last state otherwise."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = await client.get(f"/vms/vm_details/{orbit_id}/")
+        body = response.json()
+        if response.status_code == 200 and body["status"] == status:
+            return body
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"orbit {orbit_id} did not reach {status}: {body}")
+
+
+async def wait_gone(client: httpx.AsyncClient, orbit_id: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (await client.get(f"/vms/vm_details/{orbit_id}/")).status_code == 404:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"orbit {orbit_id} was not deleted")
+
+
+async def running_orbit(client: httpx.AsyncClient, **overrides: Any) -> dict[str, Any]:
+    orbit = await create_orbit(client, **overrides)
+    return await wait_status(client, orbit["id"], "RUNNING")
+
+
+async def wait_operation(
+    client: httpx.AsyncClient, operation_id: str, timeout: float = 15.0
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = (await client.get(f"/operations/{operation_id}")).json()
+        if body.get("state") in ("succeeded", "failed"):
+            return body
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"operation {operation_id} did not finish: {body}")
