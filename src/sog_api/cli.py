@@ -83,6 +83,17 @@ async def _run_worker(settings: Settings) -> None:
     await engine.dispose()
 
 
+@app.command()
+def openapi(path: str = typer.Argument("openapi/openapi.json", help="Where to write it")) -> None:
+    """Write the OpenAPI document the app serves (sorted keys, stable diff)."""
+    from pathlib import Path
+
+    from sog_api.main import create_app, openapi_json
+
+    Path(path).write_text(openapi_json(create_app()), encoding="utf-8")
+    typer.echo(f"wrote {path}")
+
+
 @catalog_app.command("load")
 def catalog_load(path: str = typer.Argument(None, help="Catalogue file (default: SOG_CATALOG_FILE)")) -> None:
     """Upsert the catalogue file into the database."""

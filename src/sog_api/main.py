@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         redirect_slashes=False,
+        responses=responses(503),
         swagger_ui_parameters={"tryItOutEnabled": True, "displayRequestDuration": True},
     )
     app.state.settings = settings
@@ -152,3 +154,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     app.add_middleware(RequestContext)
     return app
+
+
+def openapi_json(app: FastAPI) -> str:
+    """The app's OpenAPI document as committed in openapi/openapi.json."""
+    return json.dumps(app.openapi(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
