@@ -74,3 +74,50 @@ async def wait_operation(
             return body
         await asyncio.sleep(0.02)
     raise AssertionError(f"operation {operation_id} did not finish: {body}")
+
+
+# -- volumes -----------------------------------------------------------------------------------
+
+
+async def create_volume(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
+    """POST /volume/create/ (nickname "data", 20 GB unless given); assert 201."""
+    values: dict[str, Any] = {"nickname": "data", "capacity": 20, **params}
+    response = await client.post("/volume/create/", params=values)
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+async def wait_volume(
+    client: httpx.AsyncClient, volume_id: int, status: str, timeout: float = 15.0
+) -> dict[str, Any]:
+    """Poll the volume until it reaches ``status``; fail with its last state otherwise."""
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = await client.get(f"/volume/{volume_id}")
+        body = response.json()
+        if response.status_code == 200 and body["status"] == status:
+            return body
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"volume {volume_id} did not reach {status}: {body}")
+
+
+async def wait_volume_gone(client: httpx.AsyncClient, volume_id: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (await client.get(f"/volume/{volume_id}")).status_code == 404:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"volume {volume_id} was not deleted")
+
+
+async def available_volume(client: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
+    volume = await create_volume(client, **params)
+    return await wait_volume(client, volume["id"], "AVAILABLE")
+
+
+async def attached_volume(
+    client: httpx.AsyncClient, orbit_id: int, **params: Any
+) -> dict[str, Any]:
+    volume = await create_volume(client, attach_to=orbit_id, **params)
+    return await wait_volume(client, volume["id"], "RUNNING")

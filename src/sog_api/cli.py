@@ -95,7 +95,9 @@ def openapi(path: str = typer.Argument("openapi/openapi.json", help="Where to wr
 
 
 @catalog_app.command("load")
-def catalog_load(path: str = typer.Argument(None, help="Catalogue file (default: SOG_CATALOG_FILE)")) -> None:
+def catalog_load(
+    path: str = typer.Argument(None, help="Catalogue file (default: SOG_CATALOG_FILE)"),
+) -> None:
     """Upsert the catalogue file into the database."""
     from pathlib import Path
 
@@ -117,6 +119,35 @@ async def _load(settings: Settings, path: object) -> dict[str, int]:
         async with create_sessionmaker(engine).begin() as session:
             return await load_catalog(session, catalog)
     finally:
+        await engine.dispose()
+
+
+@catalog_app.command("check")
+def catalog_check() -> None:
+    """Check that every catalogue flavor and image exists in the cloud; exit 1 if not."""
+    settings = Settings()
+    missing = asyncio.run(_check(settings))
+    for line in missing:
+        typer.echo(line)
+    if missing:
+        raise typer.Exit(1)
+    typer.echo("every catalogue flavor and image exists in the cloud")
+
+
+async def _check(settings: Settings) -> list[str]:
+    from sog_api.catalog.check import missing_in_cloud
+    from sog_api.cloud.factory import build_cloud
+    from sog_api.db.engine import create_engine, create_sessionmaker
+
+    engine = create_engine(settings)
+    sessions = create_sessionmaker(engine)
+    cloud = build_cloud(settings, sessions)
+    try:
+        await cloud.start()
+        async with sessions() as session:
+            return await missing_in_cloud(session, cloud)
+    finally:
+        await cloud.close()
         await engine.dispose()
 
 

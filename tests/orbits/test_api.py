@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import db_rows
+from tests.conftest import SSH_KEY, db_rows
 from tests.helpers import create_orbit, create_params, running_orbit, wait_status
 
 SUMMARY_KEYS = [
@@ -21,7 +21,9 @@ DETAIL_KEYS = sorted([*SUMMARY_KEYS, "admin_pwd", "ssh_key_value", "volume_model
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
-def assert_problem(response: httpx.Response, status: int, code: str, detail: str | None = None) -> dict:
+def assert_problem(
+    response: httpx.Response, status: int, code: str, detail: str | None = None
+) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
@@ -78,7 +80,9 @@ class TestListOrbits:
         [({"limit": 0}, "limit"), ({"limit": 1001}, "limit"), ({"offset": -1}, "offset"),
          ({"status": "FLYING"}, "status"), ({"limit": "ten"}, "limit")],
     )  # fmt: skip
-    async def test_bad_list_parameters(self, client: httpx.AsyncClient, params: dict, name: str) -> None:
+    async def test_bad_list_parameters(
+        self, client: httpx.AsyncClient, params: dict, name: str
+    ) -> None:
         assert_invalid(await client.get("/vms/", params=params), name)
 
     async def test_unknown_parameters_are_ignored(self, client: httpx.AsyncClient) -> None:
@@ -86,7 +90,9 @@ class TestListOrbits:
 
 
 class TestCreateOrbit:
-    async def test_create_answers_201_with_detail(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+    async def test_create_answers_201_with_detail(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
         response = await client.post("/vms/create/", params=create_params())
         assert response.status_code == 201
         body = response.json()
@@ -116,7 +122,15 @@ class TestCreateOrbit:
 
     @pytest.mark.parametrize(
         "missing",
-        ["vm_name", "vm_count", "flavor", "root_size", "ssh_key_value", "admin_pwd", "transaction_id"],
+        [
+            "vm_name",
+            "vm_count",
+            "flavor",
+            "root_size",
+            "ssh_key_value",
+            "admin_pwd",
+            "transaction_id",
+        ],
     )
     async def test_missing_required(self, client: httpx.AsyncClient, missing: str) -> None:
         params = create_params()
@@ -129,7 +143,7 @@ class TestCreateOrbit:
             ("vm_count", 0), ("vm_count", 11), ("vm_count", "two"), ("flavor", 999),
             ("flavor", "big"), ("flavor", 99999999999), ("root_size", 0), ("root_size", 5),
             ("root_size", 10**6), ("availability_zone", "mars"), ("ssh_key_value", "xx"),
-            ("ssh_key_value", "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"),
+            ("ssh_key_value", "ssh-rsa " + SSH_KEY.split()[1]),
             ("booting_image", 42), ("booting_image", "ubuntu"), ("booting_volume", 42),
             ("vm_name", ""), ("vm_name", "a" * 256), ("vm_name", "bad\x01name"),
             ("transaction_id", "t" * 65), ("admin_pwd", ""), ("description", "x\x00y"),
@@ -152,7 +166,9 @@ class TestCreateOrbit:
         assert await db_rows(app, "SELECT id FROM orbits") == []
         assert await db_rows(app, "SELECT id FROM operations") == []
 
-    async def test_validation_errors_never_echo_the_password(self, client: httpx.AsyncClient) -> None:
+    async def test_validation_errors_never_echo_the_password(
+        self, client: httpx.AsyncClient
+    ) -> None:
         response = await client.post(
             "/vms/create/", params=create_params(admin_pwd="p" * 300 + "TOPSECRET")
         )
@@ -185,7 +201,9 @@ class TestIdempotentCreate:
         self, client: httpx.AsyncClient, app: FastAPI
     ) -> None:
         params = create_params(transaction_id="tx-race", vm_count=2)
-        responses = await asyncio.gather(*[client.post("/vms/create/", params=params) for _ in range(8)])
+        responses = await asyncio.gather(
+            *[client.post("/vms/create/", params=params) for _ in range(8)]
+        )
         assert sorted(r.status_code for r in responses) == [200] * 7 + [201]
         ids = {tuple(o["id"] for o in r.json()) for r in responses}
         assert len(ids) == 1
@@ -198,7 +216,9 @@ class TestOrbitDetailAndUpdate:
         assert_problem(await client.get("/vms/vm_details/99999999999/"), 422, "invalid_parameter")
         assert_problem(await client.get("/vms/vm_details/abc/"), 422, "invalid_parameter")
 
-    async def test_put_replaces_and_patch_changes(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+    async def test_put_replaces_and_patch_changes(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
         orbit = await running_orbit(client, description="first", delete_root="true")
         url = f"/vms/vm_details/{orbit['id']}/"
         patched = await client.patch(url, params={"description": "hi"})
@@ -207,7 +227,11 @@ class TestOrbitDetailAndUpdate:
         put = await client.put(url.rstrip("/"), params={"vm_name": "renamed"})
         assert put.status_code == 200
         body = put.json()
-        assert (body["vm_name"], body["description"], body["delete_root"]) == ("renamed", None, False)
+        assert (body["vm_name"], body["description"], body["delete_root"]) == (
+            "renamed",
+            None,
+            False,
+        )
         for _ in range(200):
             servers = await db_rows(app, "SELECT name FROM sim_servers")
             if servers[0]["name"] == "renamed":
@@ -241,7 +265,9 @@ class TestRefusals:
         await client.post("/vms/action/", params={"action": "pause", "orbit_id": orbit["id"]})
         await wait_status(client, orbit["id"], "PAUSED")
         response = await client.post(f"/vms/{orbit['id']}/resize/", params={"flavor_id": 5})
-        assert_problem(response, 409, "orbit_not_running", "Please boot up the Virtual Machine before resizing")
+        assert_problem(
+            response, 409, "orbit_not_running", "Please boot up the Virtual Machine before resizing"
+        )
 
     async def test_resize_options_and_bad_flavor(self, client: httpx.AsyncClient) -> None:
         orbit = await running_orbit(client)
@@ -249,7 +275,9 @@ class TestRefusals:
         assert [f["id"] for f in options] == [3, 4, 5, 6, 7, 8]
         assert all(f["vcpus"] >= 2 and f["ram"] >= 2 for f in options)
         assert (await client.get(f"/vms/{orbit['id']}/resize/")).status_code == 200
-        assert_invalid(await client.post(f"/vms/{orbit['id']}/resize/", params={"flavor_id": 1}), "flavor_id")
+        assert_invalid(
+            await client.post(f"/vms/{orbit['id']}/resize/", params={"flavor_id": 1}), "flavor_id"
+        )
         assert_invalid(await client.post(f"/vms/{orbit['id']}/resize/"), "flavor_id")
 
     @pytest.mark.parametrize(
@@ -260,26 +288,36 @@ class TestRefusals:
         self, client: httpx.AsyncClient, action: str, status: str, detail: str
     ) -> None:
         orbit = await running_orbit(client)
-        response = await client.post("/vms/action/", params={"action": action, "orbit_id": orbit["id"]})
+        response = await client.post(
+            "/vms/action/", params={"action": action, "orbit_id": orbit["id"]}
+        )
         assert_problem(response, 409, "action_not_applicable", detail)
 
     async def test_paused_orbit_refuses_pause_and_reboot(self, client: httpx.AsyncClient) -> None:
         orbit = await running_orbit(client)
         await client.post("/vms/action/", params={"action": "pause", "orbit_id": orbit["id"]})
         await wait_status(client, orbit["id"], "PAUSED")
-        pause = await client.post("/vms/action/", params={"action": "pause", "orbit_id": orbit["id"]})
+        pause = await client.post(
+            "/vms/action/", params={"action": "pause", "orbit_id": orbit["id"]}
+        )
         assert_problem(pause, 409, "action_not_applicable", "Virtual Machine is already paused.")
-        reboot = await client.post("/vms/action/", params={"action": "reboot", "orbit_id": orbit["id"]})
+        reboot = await client.post(
+            "/vms/action/", params={"action": "reboot", "orbit_id": orbit["id"]}
+        )
         assert_problem(reboot, 409, "action_not_applicable")
         assert "start it before rebooting" in reboot.json()["detail"]
 
     async def test_bad_action_parameters(self, client: httpx.AsyncClient) -> None:
-        assert_invalid(await client.post("/vms/action/", params={"action": "fly", "orbit_id": 1}), "action")
+        assert_invalid(
+            await client.post("/vms/action/", params={"action": "fly", "orbit_id": 1}), "action"
+        )
         assert_invalid(await client.post("/vms/action/", params={"action": "start"}), "orbit_id")
         missing = await client.post("/vms/action/", params={"action": "start", "orbit_id": 77})
         assert_problem(missing, 404, "not_found")
 
-    async def test_action_transaction_id_replays(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+    async def test_action_transaction_id_replays(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
         orbit = await running_orbit(client)
         params = {"action": "reboot", "orbit_id": orbit["id"], "transaction_id": "a-1"}
         first = await client.post("/vms/action/", params=params)
@@ -311,16 +349,22 @@ class TestRefusals:
 
 
 class TestErrorsAndRecovery:
-    async def test_build_error_ends_in_error_with_fault(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+    async def test_build_error_ends_in_error_with_fault(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
         app.state.cloud.faults.build_error = "No valid host was found."
         orbit = await create_orbit(client)
         body = await wait_status(client, orbit["id"], "ERROR")
         assert body["fault"] == "No valid host was found."
         operation = (await client.get(f"/operations/{orbit['operation_id']}")).json()
         assert operation["state"] == "failed" and operation["error"] == "No valid host was found."
-        refused = await client.post("/vms/action/", params={"action": "start", "orbit_id": orbit["id"]})
+        refused = await client.post(
+            "/vms/action/", params={"action": "start", "orbit_id": orbit["id"]}
+        )
         assert_problem(refused, 409, "action_not_applicable")
-        reboot = await client.post("/vms/action/", params={"action": "reboot", "orbit_id": orbit["id"]})
+        reboot = await client.post(
+            "/vms/action/", params={"action": "reboot", "orbit_id": orbit["id"]}
+        )
         assert reboot.status_code == 202
         await wait_status(client, orbit["id"], "RUNNING")
 

@@ -12,7 +12,9 @@ from tests.helpers import create_orbit, running_orbit, wait_gone, wait_operation
 
 
 class TestCreateLifecycle:
-    async def test_create_reaches_running_with_progress_rising(self, client: httpx.AsyncClient) -> None:
+    async def test_create_reaches_running_with_progress_rising(
+        self, client: httpx.AsyncClient
+    ) -> None:
         orbit = await create_orbit(client)
         assert orbit["status"] == "CREATING" and orbit["progress"] == 0
         seen = [0]
@@ -47,20 +49,28 @@ class TestCreateLifecycle:
 class TestActions:
     async def test_pause_start_reboot(self, client: httpx.AsyncClient) -> None:
         orbit = await running_orbit(client)
-        response = await client.post("/vms/action/", params={"action": "pause", "orbit_id": orbit["id"]})
+        response = await client.post(
+            "/vms/action/", params={"action": "pause", "orbit_id": orbit["id"]}
+        )
         assert response.status_code == 202 and response.json()["status"] == "PAUSING"
         assert response.headers["location"].startswith("/operations/")
         await wait_status(client, orbit["id"], "PAUSED")
-        response = await client.post("/vms/action/", params={"action": "start", "orbit_id": orbit["id"]})
+        response = await client.post(
+            "/vms/action/", params={"action": "start", "orbit_id": orbit["id"]}
+        )
         assert response.status_code == 202 and response.json()["status"] == "BOOTING"
         await wait_status(client, orbit["id"], "RUNNING")
-        response = await client.post("/vms/action/", params={"action": "reboot", "orbit_id": orbit["id"]})
+        response = await client.post(
+            "/vms/action/", params={"action": "reboot", "orbit_id": orbit["id"]}
+        )
         assert response.status_code == 202 and response.json()["status"] == "REBOOTING"
         operation = await wait_operation(client, response.headers["location"].rsplit("/", 1)[1])
         assert operation["state"] == "succeeded" and operation["kind"] == "orbit.reboot"
         await wait_status(client, orbit["id"], "RUNNING")
 
-    async def test_resize_changes_vcpus_and_ram(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+    async def test_resize_changes_vcpus_and_ram(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
         orbit = await running_orbit(client)
         response = await client.post(f"/vms/{orbit['id']}/resize/", params={"flavor_id": 5})
         assert response.status_code == 202 and response.json()["status"] == "RESIZING"
@@ -78,7 +88,9 @@ class TestDelete:
         await wait_gone(client, orbit["id"])
         assert (await client.get("/vms/")).json() == []
 
-    async def test_delete_root_removes_volume_in_cloud(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+    async def test_delete_root_removes_volume_in_cloud(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
         orbit = await running_orbit(client, delete_root="true")
         await client.post(f"/vms/{orbit['id']}/delete/")
         await wait_gone(client, orbit["id"])

@@ -71,13 +71,13 @@ def read_catalog(path: Path) -> CatalogFile:
 async def load_catalog(session: AsyncSession, catalog: CatalogFile) -> dict[str, int]:
     """Upsert the catalogue; entries missing from the file are kept but marked inactive."""
     counts: dict[str, int] = {}
-    sections: list[tuple[Any, list[dict[str, Any]], str]] = [
-        (Flavor, [f.model_dump() for f in catalog.flavors], "id"),
-        (Image, [i.model_dump() for i in catalog.images], "id"),
-        (VolumeTemplate, [t.model_dump() for t in catalog.volume_templates], "id"),
-        (AvailabilityZone, [{"name": z} for z in catalog.availability_zones], "name"),
+    sections: list[tuple[Any, list[dict[str, Any]]]] = [
+        (Flavor, [f.model_dump() for f in catalog.flavors]),
+        (Image, [i.model_dump() for i in catalog.images]),
+        (VolumeTemplate, [t.model_dump() for t in catalog.volume_templates]),
+        (AvailabilityZone, [{"name": z} for z in catalog.availability_zones]),
     ]
-    for model, rows, key in sections:
+    for model, rows in sections:
         await session.execute(update(model).values(active=False))
         for row in rows:
             await session.merge(model(**row, active=True))

@@ -16,7 +16,9 @@ async def active_flavors(session: AsyncSession) -> list[Flavor]:
 
 
 async def active_images(session: AsyncSession) -> list[Image]:
-    return list(await session.scalars(select(Image).where(Image.active.is_(True)).order_by(Image.id)))
+    return list(
+        await session.scalars(select(Image).where(Image.active.is_(True)).order_by(Image.id))
+    )
 
 
 async def active_templates(session: AsyncSession) -> list[VolumeTemplate]:
@@ -35,7 +37,9 @@ async def zone_names(session: AsyncSession) -> list[str]:
     return sorted(rows)
 
 
-async def get_flavor(session: AsyncSession, flavor_id: int, *, active: bool = True) -> Flavor | None:
+async def get_flavor(
+    session: AsyncSession, flavor_id: int, *, active: bool = True
+) -> Flavor | None:
     flavor = await session.get(Flavor, flavor_id)
     if flavor is None or (active and not flavor.active):
         return None

@@ -8,6 +8,8 @@ clock says it should be. Durations are scaled by ``SOG_SIMULATOR_DELAY_SCALE``.
 
 from __future__ import annotations
 
+import functools
+import tomllib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -19,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sog_api.cloud import base as cb
 from sog_api.cloud.simulator_models import SimServer, SimVolume
 from sog_api.db.base import utcnow
+from sog_api.settings import DEFAULT_CATALOG
 
 # Seconds each transition takes at delay scale 1.0 (roughly what a small OpenStack cloud shows).
 DURATIONS: dict[str, float] = {
@@ -60,6 +63,15 @@ class SimulatorFaults:
         queue = self.fail_calls.get(method)
         if queue:
             raise queue.pop(0)
+
+
+@functools.cache
+def _default_catalog() -> tuple[list[str], list[str]]:
+    catalog = tomllib.loads(DEFAULT_CATALOG.read_text(encoding="utf-8"))
+    return (
+        [f["backend_flavor"] for f in catalog["flavors"]],
+        [i["backend_image"] for i in catalog["images"]],
+    )
 
 
 def _ip_for(seq: int) -> str:
@@ -388,7 +400,11 @@ class SimulatorBackend:
             self.faults.resize_noop = False
             final: dict[str, Any] = {"status": cb.SERVER_ACTIVE, "task_state": None}
         else:
-            final = {"status": cb.SERVER_VERIFY_RESIZE, "task_state": None, "flavor_ref": flavor_ref}
+            final = {
+                "status": cb.SERVER_VERIFY_RESIZE,
+                "task_state": None,
+                "flavor_ref": flavor_ref,
+            }
         await self._transition(
             "resize_server", server_id, (cb.SERVER_ACTIVE,),
             {"status": cb.SERVER_RESIZE, "task_state": "resize_prep"}, "resize", final,
@@ -471,10 +487,12 @@ class SimulatorBackend:
     # -- catalogue -----------------------------------------------------------------------------
 
     async def list_flavors(self) -> list[cb.CatalogItem]:
-        return []
+        """The simulated cloud offers the flavors the shipped catalogue maps to."""
+        return [cb.CatalogItem(name, name) for name in _default_catalog()[0]]
 
     async def list_images(self) -> list[cb.CatalogItem]:
-        return []
+        """The simulated cloud offers the images the shipped catalogue maps to."""
+        return [cb.CatalogItem(name, name) for name in _default_catalog()[1]]
 
     # -- drift, for tests ------------------------------------------------------------------------
 

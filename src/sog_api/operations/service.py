@@ -106,4 +106,3 @@ async def claim_key(
             ) from None
         return existing, False
     return key, True
-

@@ -75,7 +75,9 @@ async def replace_orbit(
     return result
 
 
-@router.patch("/vms/vm_details/{pk}/", response_model=OrbitDetail, responses=responses(404, 409, 422))
+@router.patch(
+    "/vms/vm_details/{pk}/", response_model=OrbitDetail, responses=responses(404, 409, 422)
+)
 async def patch_orbit(
     request: Request,
     pk: IdPath,
@@ -134,11 +136,18 @@ async def delete_orbit(
     return accepted(body, outcome.operation_id)
 
 
-@router.get("/vms/{orbit_id}/resize", response_model=list[FlavorRead], responses=responses(404, 422))
-async def list_resize_options(orbit_id: IdPath, session: SessionDep, caller: CallerDep) -> list[FlavorRead]:
+@router.get(
+    "/vms/{orbit_id}/resize", response_model=list[FlavorRead], responses=responses(404, 422)
+)
+async def list_resize_options(
+    orbit_id: IdPath, session: SessionDep, caller: CallerDep
+) -> list[FlavorRead]:
     """The flavors this orbit can grow to (at least its vCPUs and RAM), cheapest first."""
     orbit = await service.get_orbit(session, caller.project_id, orbit_id)
-    return [FlavorRead.model_validate(f, from_attributes=True) for f in await service.resize_options(session, orbit)]
+    return [
+        FlavorRead.model_validate(f, from_attributes=True)
+        for f in await service.resize_options(session, orbit)
+    ]
 
 
 @router.post("/vms/{orbit_id}/resize/", status_code=202, response_model=OrbitDetail,

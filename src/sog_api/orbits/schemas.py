@@ -22,6 +22,9 @@ _KEY_TYPES = (
     "ssh-rsa", "ssh-ed25519", "ssh-dss", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
     "ecdsa-sha2-nistp521", "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
 )  # fmt: skip
+EXAMPLE_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host"
+)
 _KEY_LINE = re.compile(r"^(\S+) ([A-Za-z0-9+/]+={0,3})(?: [^\x00-\x1f\x7f]*)?$")
 
 
@@ -62,42 +65,61 @@ class OrbitListQuery(BaseModel):
 
 
 class OrbitCreateQuery(BaseModel):
-    vm_name: VmName = Field(description="Name of the orbit; `name-1`, `name-2`... when vm_count > 1")
-    vm_count: int = Field(ge=1, le=1000, description="How many orbits to make (1 to the maximum)")
-    flavor: DbId = Field(description="Flavor id, from GET /vms/flavors/")
-    root_size: int = Field(ge=1, le=65536, description="Root volume size in GB")
-    availability_zone: str | None = Field(None, max_length=255, description="Availability zone")
-    ssh_key_value: SshKey = Field(description="OpenSSH public key line")
+    vm_name: VmName = Field(
+        description="Name of the orbit; `name-1`, `name-2`... when vm_count > 1", examples=["web"]
+    )
+    vm_count: int = Field(
+        ge=1, le=1000, description="How many orbits to make (1 to the maximum)", examples=[1]
+    )
+    flavor: DbId = Field(description="Flavor id, from GET /vms/flavors/", examples=[2])
+    root_size: int = Field(ge=1, le=65536, description="Root volume size in GB", examples=[20])
+    availability_zone: str | None = Field(
+        None, max_length=255, description="Availability zone", examples=["nova"]
+    )
+    ssh_key_value: SshKey = Field(
+        description="OpenSSH public key line",
+        examples=[EXAMPLE_KEY],
+    )
     admin_pwd: SecretStr = Field(
         min_length=1, max_length=255, description="Administrator password (never stored in clear)"
     )
-    transaction_id: TransactionId = Field(description="Idempotency key: a retry returns the first result")
+    transaction_id: TransactionId = Field(
+        description="Idempotency key: a retry returns the first result", examples=["order-1001"]
+    )
     delete_root: QueryBool = Field(False, description="Delete the root volume with the orbit")
-    booting_image: DbId | None = Field(None, description="Image id (exactly one of image or volume)")
+    booting_image: DbId | None = Field(
+        None, description="Image id (exactly one of image or volume)", examples=[3]
+    )
     booting_volume: DbId | None = Field(None, description="Id of a detached bootable volume")
     description: Description | None = Field(None, description="Free text")
 
 
 class OrbitPutQuery(BaseModel):
-    vm_name: VmName
-    description: Description | None = None
-    delete_root: QueryBool = False
+    vm_name: VmName = Field(
+        description="New name (reaches the cloud's server too)", examples=["xxx"]
+    )
+    description: Description | None = Field(None, examples=["hi"])
+    delete_root: QueryBool = Field(False, description="Delete the root volume with the orbit")
 
 
 class OrbitPatchQuery(BaseModel):
-    vm_name: VmName | None = None
-    description: Description | None = None
-    delete_root: QueryBool | None = None
+    vm_name: VmName | None = Field(None, examples=["xxx"])
+    description: Description | None = Field(None, examples=["hi"])
+    delete_root: QueryBool | None = Field(None, description="Delete the root volume with the orbit")
 
 
 class OrbitResizeQuery(BaseModel):
-    flavor_id: DbId = Field(description="Flavor to grow to, from GET /vms/{id}/resize")
+    flavor_id: DbId = Field(
+        description="Flavor to grow to, from GET /vms/{id}/resize", examples=[5]
+    )
 
 
 class OrbitActionQuery(BaseModel):
-    action: Literal["start", "pause", "reboot"]
-    orbit_id: DbId
-    transaction_id: TransactionId | None = None
+    action: Literal["start", "pause", "reboot"] = Field(
+        description="What to do", examples=["reboot"]
+    )
+    orbit_id: DbId = Field(description="The orbit's id", examples=[20])
+    transaction_id: TransactionId | None = Field(None, description="Optional idempotency key")
 
 
 class VolumeModelRead(BaseModel):

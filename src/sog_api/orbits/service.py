@@ -175,7 +175,9 @@ async def create_orbits(
     )  # fmt: skip
     if not fresh:
         ids = key.result.get("orbit_ids", [])
-        orbits = list(await session.scalars(select(Orbit).where(Orbit.id.in_(ids)).order_by(Orbit.id)))
+        orbits = list(
+            await session.scalars(select(Orbit).where(Orbit.id.in_(ids)).order_by(Orbit.id))
+        )
         return Outcome(orbits, key.result.get("operation_id"), replay=True)
     box = SecretBox(settings.secret_key)
     names = (
@@ -288,7 +290,9 @@ async def resize_orbit(
     orbit = await get_orbit(session, project_id, orbit_id, lock=True)
     _refuse_if_busy(orbit)
     if orbit.status != m.RUNNING:
-        raise Conflict("Please boot up the Virtual Machine before resizing", code="orbit_not_running")
+        raise Conflict(
+            "Please boot up the Virtual Machine before resizing", code="orbit_not_running"
+        )
     if flavor_id not in {f.id for f in await resize_options(session, orbit)}:
         raise InvalidParameter("flavor_id", f"flavor {flavor_id} is not among the resize options")
     operation = _start(

@@ -74,11 +74,16 @@ async def details(session: AsyncSession, orbits: list[Orbit]) -> list[OrbitDetai
     for orbit in orbits:
         volume_model = [
             VolumeModelRead(
-                created_at=v.created_at, id=v.id, is_root=v.is_root, nickname=v.nickname,
-                partition=v.partition, size=size_label(v.size_gb), size_gb=v.size_gb,
+                created_at=v.created_at,
+                id=v.id,
+                is_root=v.is_root,
+                nickname=v.nickname,
+                partition=v.partition,
+                size=size_label(v.size_gb),
+                size_gb=v.size_gb,
                 source_image=names.get(v.source_image_id) if v.source_image_id else None,
                 status=v.status,
-            )  # fmt: skip
+            )
             for v in by_orbit[orbit.id]
         ]
         result.append(

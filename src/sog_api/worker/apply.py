@@ -68,6 +68,8 @@ async def mirror_progress(session: AsyncSession, op: Operation) -> None:
     if op.orbit_id is not None:
         await session.execute(
             update(Orbit)
-            .where(Orbit.id == op.orbit_id, Orbit.operation_id == op.id, Orbit.progress < op.progress)
+            .where(
+                Orbit.id == op.orbit_id, Orbit.operation_id == op.id, Orbit.progress < op.progress
+            )
             .values(progress=op.progress)
         )

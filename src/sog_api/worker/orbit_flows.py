@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -343,9 +345,14 @@ for _kind in ("orbit.pause", "orbit.start", "orbit.reboot"):
             checks={"act_wait": ("server", check_act)},
             bands={
                 "act": Band(0, 10),
-                "act_wait": Band(10, 99, {"orbit.pause": "pause", "orbit.start": "start",
-                                          "orbit.reboot": "reboot"}[_kind]),
-            },  # fmt: skip
+                "act_wait": Band(
+                    10,
+                    99,
+                    {"orbit.pause": "pause", "orbit.start": "start", "orbit.reboot": "reboot"}[
+                        _kind
+                    ],
+                ),
+            },
             on_fail=action_failed,
         )
     )
@@ -459,10 +466,8 @@ async def rename(ctx: ActionContext) -> Step:
         return Step.done()
     if orbit.vm_name != ctx.op.params["vm_name"]:  # a later rename supersedes this one
         return Step.done()
-    try:
+    with contextlib.suppress(cb.CloudNotFound):  # deleted meanwhile: nothing to rename
         await ctx.cloud.rename_server(orbit.server_id, orbit.vm_name)
-    except cb.CloudNotFound:
-        pass
     return Step.done()
 
 

@@ -67,7 +67,9 @@ class Poller:
         return len(ops)
 
     async def _snapshot(self, ops: list[Operation]) -> Snapshot:
-        watches = {FLOWS[op.kind].checks[op.stage][0] for op in ops if op.stage in FLOWS[op.kind].checks}
+        watches = {
+            FLOWS[op.kind].checks[op.stage][0] for op in ops if op.stage in FLOWS[op.kind].checks
+        }
         since = min(op.stage_started_at for op in ops) - CHANGES_MARGIN
         snap = Snapshot()
         try:
@@ -114,7 +116,10 @@ class Poller:
             now = utcnow()
             if now > row.deadline_at:
                 await apply_step(
-                    session, flow, row, Step.fail("The operation did not finish before its deadline.")
+                    session,
+                    flow,
+                    row,
+                    Step.fail("The operation did not finish before its deadline."),
                 )
                 return
             watch, check = flow.checks[row.stage]

@@ -25,8 +25,9 @@ from sog_api.operations import models as opm
 from sog_api.operations.models import Operation
 from sog_api.settings import Settings
 from sog_api.worker import orbit_flows as _orbit_flows  # noqa: F401  (registers the flows)
-from sog_api.worker.context import ActionContext
+from sog_api.worker import volume_flows as _volume_flows  # noqa: F401  (registers the flows)
 from sog_api.worker.apply import apply_step
+from sog_api.worker.context import ActionContext
 from sog_api.worker.flows import FLOWS, Flow, Step, locked
 from sog_api.worker.poller import Poller
 
