@@ -9,6 +9,7 @@ own (clock skew between us and the cloud), and an operation past its deadline fa
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -23,6 +24,7 @@ from sog_api.settings import Settings
 from sog_api.worker.apply import apply_step, mirror_progress
 from sog_api.worker.flows import FLOWS, Snapshot, Step, locked
 from sog_api.worker.progress import OPENSTACK_FACTOR, band_progress
+from sog_api.worker.reconcile import Reconciler
 
 log = logging.getLogger("sog_api.worker")
 
@@ -39,10 +41,23 @@ class Poller:
         self.sessions = sessions
         self.cloud = cloud
         self.cycles = 0
+        self.reconciler = Reconciler(sessions, cloud)
+        self._next_reconcile = 0.0
         if settings.cloud == "simulator":
             self.seconds_per_unit = settings.simulator_delay_scale
         else:
             self.seconds_per_unit = OPENSTACK_FACTOR
+
+    async def reconcile_if_due(self) -> None:
+        """Every ``reconcile_interval`` seconds, reflect drift of settled orbits."""
+        now = time.monotonic()
+        if now < self._next_reconcile:
+            return
+        self._next_reconcile = now + self.settings.reconcile_interval
+        try:
+            await self.reconciler.run_once()
+        except cb.CloudError as exc:
+            log.warning("reconcile_failed error=%s", exc.message)
 
     async def poll_once(self) -> int:
         """Run one cycle; return how many waiting operations it looked at."""

@@ -101,6 +101,7 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 await self.poller.poll_once()
+                await self.poller.reconcile_if_due()
             except Exception:
                 log.exception("poller_error")
             await self._sleep(self.settings.worker_poll_interval, wakeable=False)
