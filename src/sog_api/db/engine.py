@@ -17,6 +17,8 @@ from sog_api.settings import Settings
 
 def create_engine(settings: Settings) -> AsyncEngine:
     """Create the engine with the pragmas and pool settings each database needs."""
+    import sog_api.db.models  # noqa: F401  (every table known, whichever process this is)
+
     if settings.is_sqlite:
         engine = create_async_engine(
             settings.database_url, connect_args={"timeout": settings.db_statement_timeout}
