@@ -27,9 +27,13 @@ SSH_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl user@host"
 )
 FAST = {"simulator_delay_scale": 0.02, "worker_poll_interval": 0.02}
+# The default project's key, stored at app start (SOG_BOOTSTRAP_API_KEY); `client` sends it.
+TEST_API_KEY = "sog_test-key-of-the-default-project-0123456789"
+AUTH = {"bootstrap_api_key": TEST_API_KEY, "rate_limit_per_minute": 0}
 # Tables a test may fill; the catalogue and the default project are kept between tests.
 DATA_TABLES = (
     "idempotency_keys", "operations", "volumes", "orbits", "sim_volumes", "sim_servers",
+    "api_keys",
 )  # fmt: skip
 
 
@@ -105,14 +109,21 @@ async def _pg_truncate(url: str) -> None:
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"database_url": database_url, **FAST}
+    """Test settings (fast simulator, the test key, no rate limit) with ``overrides`` applied."""
+    values: dict[str, Any] = {"database_url": database_url, **FAST, **AUTH}
     values.update(overrides)
     return Settings(**values)
 
 
 @pytest.fixture
-def settings(database_url: str) -> Settings:
-    return make_settings(database_url)
+def settings_overrides() -> dict[str, Any]:
+    """Override in a test module (or parametrize) to change the app's settings."""
+    return {}
+
+
+@pytest.fixture
+def settings(database_url: str, settings_overrides: dict[str, Any]) -> Settings:
+    return make_settings(database_url, **settings_overrides)
 
 
 @pytest.fixture
@@ -125,7 +136,10 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    headers = {"Authorization": f"Token {TEST_API_KEY}"}
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver", headers=headers
+    ) as http:
         yield http
 
 

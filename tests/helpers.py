@@ -102,7 +102,9 @@ async def wait_volume(
     raise AssertionError(f"volume {volume_id} did not reach {status}: {body}")
 
 
-async def wait_volume_gone(client: httpx.AsyncClient, volume_id: int, timeout: float = 15.0) -> None:
+async def wait_volume_gone(
+    client: httpx.AsyncClient, volume_id: int, timeout: float = 15.0
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (await client.get(f"/volume/{volume_id}")).status_code == 404:
@@ -121,3 +123,12 @@ async def attached_volume(
 ) -> dict[str, Any]:
     volume = await create_volume(client, attach_to=orbit_id, **params)
     return await wait_volume(client, volume["id"], "RUNNING")
+
+
+async def db_update(app: Any, model: Any, ident: Any, **values: Any) -> None:
+    """Change a row directly in the app's database (to set up a state the API cannot reach)."""
+    async with app.state.sessionmaker.begin() as session:
+        row = await session.get(model, ident)
+        assert row is not None
+        for name, value in values.items():
+            setattr(row, name, value)

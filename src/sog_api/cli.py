@@ -8,9 +8,13 @@ import signal
 
 import typer
 
+from sog_api.auth.cli import keys_app
+from sog_api.projects.cli import projects_app
 from sog_api.settings import Settings
 
 app = typer.Typer(help="System on Grid API service.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(projects_app, name="projects")
 catalog_app = typer.Typer(help="Catalogue: flavors, images, volume templates, zones.")
 app.add_typer(catalog_app, name="catalog")
 
@@ -79,6 +83,7 @@ async def _run_worker(settings: Settings) -> None:
     logging.getLogger("sog_api.worker").info("worker_started id=%s", runner.id)
     await stop.wait()
     await runner.stop()
+    logging.getLogger("sog_api.worker").info("worker_stopped id=%s", runner.id)
     await cloud.close()
     await engine.dispose()
 

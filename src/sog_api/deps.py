@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sog_api.cloud.base import CloudBackend
-from sog_api.projects.models import DEFAULT_PROJECT_ID
+from sog_api.errors import Unauthorized
 from sog_api.settings import Settings
 
 
@@ -36,9 +36,11 @@ class Caller:
 
 
 async def get_caller(request: Request) -> Caller:
-    """The caller's project (set by the authentication middleware, or the default project)."""
+    """The caller's project, as the authentication middleware found it (fails closed)."""
     project_id = getattr(request.state, "project_id", None)
-    return Caller(project_id=project_id if project_id is not None else DEFAULT_PROJECT_ID)
+    if project_id is None:  # only when the auth middleware did not run: never guess a project
+        raise Unauthorized("Authentication required.", headers={"WWW-Authenticate": "Token"})
+    return Caller(project_id=project_id)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -9,11 +9,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import unquote_plus
 
 from fastapi import FastAPI, Request
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sog_api.auth.setup import install_auth, start_auth
 from sog_api.catalog.loader import load_catalog, read_catalog
 from sog_api.catalog.router import router as catalog_router
 from sog_api.cloud.factory import build_cloud
@@ -24,12 +26,15 @@ from sog_api.http import SlashRouter
 from sog_api.operations.router import router as operations_router
 from sog_api.orbits.router import router as orbits_router
 from sog_api.settings import Settings
+from sog_api.volumes.router import router as volumes_router
 from sog_api.worker.runner import Worker
 
 log = logging.getLogger("sog_api")
 access_log = logging.getLogger("sog_api.access")
 
-SECRET_PARAMS = frozenset({"admin_pwd", "password", "token", "api_key", "key"})
+SECRET_PARAMS = frozenset(
+    {"admin_pwd", "password", "token", "api_key", "apikey", "key", "secret", "access_token"}
+)
 
 DESCRIPTION = """
 Self-service virtual machines ("orbits") and block volumes on an OpenStack cloud.
@@ -45,7 +50,8 @@ def redact_query(query: str) -> str:
     parts = []
     for pair in query.split("&"):
         name, sep, _value = pair.partition("=")
-        parts.append(f"{name}=***" if sep and name.lower() in SECRET_PARAMS else pair)
+        secret = unquote_plus(name).strip().lower() in SECRET_PARAMS  # admin%5Fpwd is admin_pwd
+        parts.append(f"{name}=***" if sep and secret else pair)
     return "&".join(parts)
 
 
@@ -96,6 +102,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         catalog = read_catalog(settings.catalog_file)
         async with sessions.begin() as session:
             await load_catalog(session, catalog)
+    await start_auth(settings, sessions)
     cloud = build_cloud(settings, sessions)
     await cloud.start()
     app.state.cloud = cloud
@@ -150,8 +157,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (orbits_router, catalog_router, operations_router, _health_router()):
+    for router in (orbits_router, volumes_router, catalog_router, operations_router,
+                   _health_router()):  # fmt: skip
         app.include_router(router)
+    install_auth(app)  # after the routers, inside RequestContext
     app.add_middleware(RequestContext)
     return app
 

@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_CATALOG = Path(__file__).parent / "catalog" / "default_catalog.toml"
@@ -38,10 +38,22 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(8, ge=1, le=256)
     worker_poll_interval: float = Field(1.0, gt=0)
     worker_lease_seconds: float = Field(60.0, gt=0)
+    reconcile_interval: float = Field(30.0, gt=0)
     operation_deadline_seconds: float = Field(3600.0, gt=0)
     max_vm_count: int = Field(10, ge=1, le=1000)
 
     secret_key: str = DEV_SECRET_KEY
+
+    # Authentication, quotas and abuse limits (see sog_api.auth and sog_api.projects.quotas).
+    auth: Literal["enabled", "disabled"] = "enabled"
+    bootstrap_api_key: SecretStr | None = None
+    rate_limit_per_minute: int = Field(600, ge=0, le=1_000_000)
+    max_body_bytes: int = Field(65536, ge=0)
+    max_url_length: int = Field(16384, ge=256)
+    default_quota_orbits: int | None = Field(None, ge=0)
+    default_quota_vcpus: int | None = Field(None, ge=0)
+    default_quota_ram_gb: int | None = Field(None, ge=0)
+    default_quota_volume_gb: int | None = Field(None, ge=0)
 
     # OpenStack backend (SOG_CLOUD=openstack); credentials come from OS_CLOUD / OS_* variables.
     os_cloud: str | None = None
@@ -57,6 +69,25 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("use sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER@HOST/DB")
         return value
+
+    @field_validator("bootstrap_api_key")
+    @classmethod
+    def _long_bootstrap_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not 32 <= len(value.get_secret_value()) <= 256:
+            raise ValueError("SOG_BOOTSTRAP_API_KEY must be 32 to 256 characters long")
+        return value
+
+    @model_validator(mode="after")
+    def _safe_in_production(self) -> Settings:
+        if self.env == "production":
+            if self.auth == "disabled":
+                raise ValueError("SOG_ENV=production refuses SOG_AUTH=disabled")
+            if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+                raise ValueError(
+                    "SOG_ENV=production needs SOG_SECRET_KEY set to a random value of at least"
+                    " 32 characters (the development default is refused)"
+                )
+        return self
 
     @cached_property
     def is_sqlite(self) -> bool:

@@ -26,15 +26,23 @@ async def _server_id(app: FastAPI, orbit_id: int) -> str:
 
 
 class TestDrift:
-    async def test_server_stopped_behind_our_back(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+    async def test_server_stopped_behind_our_back(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
         orbit = await running_orbit(client)
-        await app.state.cloud.change_behind_back(await _server_id(app, orbit["id"]), status="SHUTOFF")
+        await app.state.cloud.change_behind_back(
+            await _server_id(app, orbit["id"]), status="SHUTOFF"
+        )
         await wait_status(client, orbit["id"], "STOPPED")
-        start = await client.post("/vms/action/", params={"action": "start", "orbit_id": orbit["id"]})
+        start = await client.post(
+            "/vms/action/", params={"action": "start", "orbit_id": orbit["id"]}
+        )
         assert start.status_code == 202 and start.json()["status"] == "BOOTING"
         await wait_status(client, orbit["id"], "RUNNING")
 
-    async def test_server_deleted_behind_our_back(self, client: httpx.AsyncClient, app: FastAPI) -> None:
+    async def test_server_deleted_behind_our_back(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
         orbit = await running_orbit(client)
         await app.state.cloud.change_behind_back(await _server_id(app, orbit["id"]), deleted=True)
         body = await wait_status(client, orbit["id"], "ERROR")

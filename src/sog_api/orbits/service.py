@@ -27,6 +27,7 @@ from sog_api.orbits.schemas import (
     OrbitPatchQuery,
     OrbitPutQuery,
 )
+from sog_api.projects.quotas import check_quota, quota_reserve
 from sog_api.secrets import SecretBox
 from sog_api.settings import Settings
 from sog_api.volumes import models as vm
@@ -179,6 +180,12 @@ async def create_orbits(
             await session.scalars(select(Orbit).where(Orbit.id.in_(ids)).order_by(Orbit.id))
         )
         return Outcome(orbits, key.result.get("operation_id"), replay=True)
+    count = query.vm_count
+    growth = max(0, query.root_size - boot_volume.size_gb) if boot_volume else 0
+    await check_quota(
+        session, project_id, orbits=count, vcpus=flavor.vcpus * count, ram=flavor.ram * count,
+        volume_gb=growth if boot_volume else query.root_size * count,
+    )  # fmt: skip
     box = SecretBox(settings.secret_key)
     names = (
         [query.vm_name]
@@ -201,7 +208,8 @@ async def create_orbits(
         await session.flush()
         operation = _start(
             session, settings, orbit, m.CREATING, "orbit.create", "volume",
-            {"root_volume_id": root.id, "root_size": query.root_size},
+            {"root_volume_id": root.id, "root_size": query.root_size,
+             **quota_reserve(volume_gb=growth)},
         )  # fmt: skip
         operation.secret = box.seal(query.admin_pwd.get_secret_value())
         root.operation_id = operation.id
@@ -293,11 +301,16 @@ async def resize_orbit(
         raise Conflict(
             "Please boot up the Virtual Machine before resizing", code="orbit_not_running"
         )
-    if flavor_id not in {f.id for f in await resize_options(session, orbit)}:
+    target = next((f for f in await resize_options(session, orbit) if f.id == flavor_id), None)
+    if target is None:
         raise InvalidParameter("flavor_id", f"flavor {flavor_id} is not among the resize options")
+    current = await session.get(Flavor, orbit.flavor_id)
+    assert current is not None
+    growth = {"vcpus": target.vcpus - current.vcpus, "ram": target.ram - current.ram}
+    await check_quota(session, project_id, **growth)
     operation = _start(
         session, settings, orbit, m.RESIZING, "orbit.resize", "resize",
-        {"flavor_id": flavor_id, "old_flavor_id": orbit.flavor_id},
+        {"flavor_id": flavor_id, "old_flavor_id": orbit.flavor_id, **quota_reserve(**growth)},
     )  # fmt: skip
     await session.flush()
     return Outcome([orbit], operation.id)

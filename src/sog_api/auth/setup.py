@@ -1,0 +1,84 @@
+"""Wire authentication into the app, and make sure the right keys exist at start."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from sog_api.auth import keys
+from sog_api.auth.limits import RequestLimits
+from sog_api.auth.middleware import AuthMiddleware
+from sog_api.auth.openapi import document_security
+from sog_api.auth.ratelimit import RateLimiter
+from sog_api.projects.models import DEFAULT_PROJECT_ID, Project
+from sog_api.settings import Settings
+
+log = logging.getLogger("sog_api.auth")
+
+ALWAYS_PUBLIC = ("/healthz", "/readyz", "/metrics")
+
+
+def public_paths(app: FastAPI) -> frozenset[str]:
+    """Paths answered without a key: the probes, metrics and the API documentation."""
+    docs = (app.docs_url, app.swagger_ui_oauth2_redirect_url, app.redoc_url, app.openapi_url)
+    return frozenset(p.rstrip("/") or "/" for p in (*ALWAYS_PUBLIC, *docs) if p)
+
+
+def install_auth(app: FastAPI) -> None:
+    """Add the size limits and the authentication middleware; document the key schemes.
+
+    Call after the routers are included and before ``RequestContext`` is added, so the request
+    id and the access log wrap these refusals too.
+    """
+    settings: Settings = app.state.settings
+    limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.state.rate_limiter = limiter
+    public = public_paths(app)
+    app.add_middleware(AuthMiddleware, settings=settings, limiter=limiter, public_paths=public)
+    app.add_middleware(
+        RequestLimits,
+        max_body_bytes=settings.max_body_bytes,
+        max_url_length=settings.max_url_length,
+    )
+    document_security(app, public)
+
+
+async def start_auth(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
+    """Store SOG_BOOTSTRAP_API_KEY, or in development make a first key; warn when auth is off."""
+    if settings.auth == "disabled":
+        log.warning(
+            "AUTHENTICATION IS DISABLED (SOG_AUTH=disabled): anyone who can reach this port acts"
+            " as the default project. Use it only for local experiments."
+        )
+        return
+    async with sessions.begin() as session:
+        # Lock the default project so that replicas starting together make one key, not two.
+        await session.execute(
+            select(Project.id)
+            .where(Project.id == DEFAULT_PROJECT_ID)
+            .with_for_update(key_share=True)
+        )
+        if settings.bootstrap_api_key is not None:
+            key = settings.bootstrap_api_key.get_secret_value()
+            if await keys.ensure_key(session, DEFAULT_PROJECT_ID, key, label="bootstrap"):
+                log.info("bootstrap_api_key_stored project_id=%s", DEFAULT_PROJECT_ID)
+            return
+        if settings.env != "development" or await keys.has_active_key(session, DEFAULT_PROJECT_ID):
+            return
+        new = await keys.create_key(session, DEFAULT_PROJECT_ID, label="first development key")
+    _announce_development_key(settings, new)
+
+
+def _announce_development_key(settings: Settings, new: keys.NewKey) -> None:
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    host = f"[{host}]" if ":" in host else host
+    log.warning(
+        "api_key_created key_id=%s project=default (development only; shown this once)\n\n"
+        "    API key: %s\n\n"
+        "    Try it:  curl -H 'Authorization: Token %s' http://%s:%s/vms/\n\n"
+        "    More keys: sog-api keys create --project NAME; list them: sog-api keys list\n",
+        new.id, new.key, new.key, host, settings.port,
+    )  # fmt: skip
