@@ -24,6 +24,7 @@ run: $(STAMP) ## Install and serve on 127.0.0.1:8001 (SQLite ./sog.db, simulated
 test: $(STAMP) ## Install and run the whole test suite (PostgreSQL too when SOG_TEST_DATABASE_URL is set)
 	$(BIN)/ruff check src tests migrations bench
 	$(BIN)/ruff format --check src tests migrations bench
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 lint: $(STAMP) ## ruff and mypy

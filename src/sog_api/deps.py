@@ -21,11 +21,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_cloud(request: Request) -> CloudBackend:
-    return request.app.state.cloud  # type: ignore[no-any-return]
+    return request.app.state.cloud
 
 
 @dataclass(frozen=True)

@@ -62,17 +62,17 @@ async def running(settings: Settings) -> AsyncIterator[FastAPI]:
 
 class TestStartupKeys:
     async def test_development_makes_one_key_and_prints_it_once(
-        self, database_url: str, caplog: pytest.LogCaptureFixture
+        self, database_url: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture
     ) -> None:
-        caplog.set_level(logging.INFO, logger="sog_api.auth")
+        caplog.set_level(logging.DEBUG)
         settings = make_settings(database_url, bootstrap_api_key=None)
         app = create_app(settings)
         async with app.router.lifespan_context(app):
-            [record] = [r for r in caplog.records if r.getMessage().startswith("api_key_created")]
-            key = re.search(r"API key: (\S+)", record.getMessage()).group(1)  # type: ignore[union-attr]
-            assert f"curl -H 'Authorization: Token {key}' http://127.0.0.1:8001/vms/" in (
-                record.getMessage()
-            )
+            printed = capsys.readouterr().err
+            key = re.search(r"shown this once\): (\S+)", printed).group(1)  # type: ignore[union-attr]
+            assert f"curl -H 'Authorization: Token {key}' http://127.0.0.1:8001/vms/" in printed
+            assert "api_key_created key_id=1" in caplog.text
+            assert key not in caplog.text  # on the terminal only, never in the logs
             transport = httpx.ASGITransport(app=app)
             headers = {"Authorization": f"Token {key}"}
             async with httpx.AsyncClient(
@@ -80,8 +80,10 @@ class TestStartupKeys:
             ) as http:
                 assert (await http.get("/vms/")).status_code == 200
         caplog.clear()
-        async with running(settings) as again:  # a restart: nothing new is made or printed
+        async with running(settings) as again:  # a restart: nothing new is made or shown
             assert len(await db_rows(again, "SELECT id FROM api_keys")) == 1
+        printed = capsys.readouterr().err
+        assert key not in printed and "keys create --project default" in printed
         assert "api_key_created" not in caplog.text
 
     async def test_production_makes_no_key_by_itself(self, database_url: str) -> None:

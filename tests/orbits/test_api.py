@@ -60,6 +60,7 @@ class TestListOrbits:
         assert (orbit["vcpus"], orbit["ram"], orbit["description"]) == (2, 2, "hello")
         assert '"availability_zone":"nova","created_at"' in response.text
 
+    @pytest.mark.parametrize("settings_overrides", [{"run_worker": False}])  # statuses hold still
     async def test_filters_and_paging(self, client: httpx.AsyncClient) -> None:
         await create_orbit(client, vm_name="db", vm_count=3)
         await create_orbit(client, vm_name="solo")
@@ -74,6 +75,8 @@ class TestListOrbits:
         assert [o["vm_name"] for o in named.json()] == ["solo"]
         creating = await client.get("/vms/", params={"status": "CREATING"})
         assert creating.headers["x-total-count"] == "4"
+        running = await client.get("/vms/", params={"status": "RUNNING"})
+        assert running.json() == [] and running.headers["x-total-count"] == "0"
 
     @pytest.mark.parametrize(
         ("params", "name"),
@@ -249,6 +252,7 @@ class TestOrbitDetailAndUpdate:
 
 
 class TestRefusals:
+    @pytest.mark.parametrize("settings_overrides", [{"run_worker": False}])  # stays CREATING
     async def test_busy_orbit_refuses_everything(self, client: httpx.AsyncClient) -> None:
         orbit = await create_orbit(client)
         message = "Virtual Machine is in creating status, please wait until it finish."

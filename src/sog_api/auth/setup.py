@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -66,19 +68,38 @@ async def start_auth(settings: Settings, sessions: async_sessionmaker[AsyncSessi
             if await keys.ensure_key(session, DEFAULT_PROJECT_ID, key, label="bootstrap"):
                 log.info("bootstrap_api_key_stored project_id=%s", DEFAULT_PROJECT_ID)
             return
-        if settings.env != "development" or await keys.has_active_key(session, DEFAULT_PROJECT_ID):
+        if settings.env != "development":
+            return
+        if await keys.has_active_key(session, DEFAULT_PROJECT_ID):
+            _tell(
+                "\n    The default project has an API key (it was shown once, when it was made)."
+                f"\n    Another one: {_command()} keys create --project default\n"
+            )
             return
         new = await keys.create_key(session, DEFAULT_PROJECT_ID, label="first development key")
+    log.info("api_key_created key_id=%s project=default", new.id)
     _announce_development_key(settings, new)
+
+
+def _command() -> str:
+    """How the operator started this program (``.venv/bin/sog-api`` under ``make run``)."""
+    argv0 = sys.argv[0] if sys.argv else ""
+    if os.path.basename(argv0) == "sog-api":
+        return os.path.relpath(argv0) if os.path.isabs(argv0) else argv0
+    return "sog-api"
+
+
+def _tell(text: str) -> None:
+    """Write to the operator's terminal, not to the logs (which may be shipped elsewhere)."""
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def _announce_development_key(settings: Settings, new: keys.NewKey) -> None:
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
     host = f"[{host}]" if ":" in host else host
-    log.warning(
-        "api_key_created key_id=%s project=default (development only; shown this once)\n\n"
-        "    API key: %s\n\n"
-        "    Try it:  curl -H 'Authorization: Token %s' http://%s:%s/vms/\n\n"
-        "    More keys: sog-api keys create --project NAME; list them: sog-api keys list\n",
-        new.id, new.key, new.key, host, settings.port,
-    )  # fmt: skip
+    _tell(
+        f"\n    API key for the default project (development only; shown this once): {new.key}\n"
+        f"\n    Try it:  curl -H 'Authorization: Token {new.key}' http://{host}:{settings.port}/vms/\n"
+        f"\n    More keys: {_command()} keys create --project NAME; list: {_command()} keys list\n"
+    )

@@ -12,7 +12,7 @@ def build_cloud(settings: Settings, sessions: async_sessionmaker[AsyncSession]) 
     if settings.cloud == "openstack":
         from sog_api.cloud.openstack import OpenStackBackend
 
-        return OpenStackBackend.from_settings(settings)  # type: ignore[no-any-return]
+        return OpenStackBackend.from_settings(settings)
     from sog_api.cloud.simulator import SimulatorBackend
 
     return SimulatorBackend(sessions, settings.simulator_delay_scale)

@@ -383,6 +383,7 @@ class SimulatorBackend:
         )  # fmt: skip
 
     async def reboot_server(self, server_id: str, *, hard: bool = False) -> None:
+        allowed: tuple[str, ...]
         if hard:
             allowed = (cb.SERVER_ACTIVE, cb.SERVER_ERROR, cb.SERVER_SHUTOFF, cb.SERVER_PAUSED)
             now_values = {"status": cb.SERVER_HARD_REBOOT, "task_state": "rebooting_hard"}

@@ -98,8 +98,10 @@ async def patch_orbit(
     "/vms/create/",
     status_code=201,
     response_model=OrbitDetail | list[OrbitDetail],
-    responses={200: {"description": "A replay of an earlier identical request"}}
-    | responses(409, 422),
+    responses={
+        **responses(409, 422),
+        200: {"description": "A replay of an earlier identical request"},
+    },
 )
 async def create_orbit(
     request: Request,
@@ -170,9 +172,15 @@ async def resize_orbit(
     return accepted(body, outcome.operation_id)
 
 
-@router.post("/vms/action/", status_code=202, response_model=OrbitDetail,
-             responses={200: {"description": "A replay of an earlier identical action"}}
-             | responses(404, 409, 422))  # fmt: skip
+@router.post(
+    "/vms/action/",
+    status_code=202,
+    response_model=OrbitDetail,
+    responses={
+        **responses(404, 409, 422),
+        200: {"description": "A replay of an earlier identical action"},
+    },
+)
 async def act_on_orbit(
     request: Request,
     session: SessionDep,

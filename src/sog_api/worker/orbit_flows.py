@@ -22,7 +22,7 @@ from sog_api.worker.flows import Band, Flow, Snapshot, Step, locked, register
 async def _orbit(session: AsyncSession, op: Operation) -> Orbit:
     orbit = await locked(session, Orbit, op.orbit_id)
     assert orbit is not None
-    return orbit  # type: ignore[no-any-return]
+    return orbit
 
 
 def _settle(orbit: Orbit, op: Operation, status: str) -> None:
@@ -47,7 +47,7 @@ def _server(snap: Snapshot, orbit: Orbit) -> cb.ServerInfo | None:
 async def _root(session: AsyncSession, op: Operation) -> Volume:
     root = await locked(session, Volume, op.params["root_volume_id"])
     assert root is not None
-    return root  # type: ignore[no-any-return]
+    return root
 
 
 async def create_root_volume(ctx: ActionContext) -> Step:
@@ -398,7 +398,7 @@ async def check_resized(session: AsyncSession, op: Operation, snap: Snapshot) ->
     return None
 
 
-def _keep_old_flavor(op: Operation, message: str):  # type: ignore[no-untyped-def]
+def _keep_old_flavor(op: Operation, message: str):
     async def apply(session: AsyncSession) -> None:
         orbit = await _orbit(session, op)
         orbit.fault = message
