@@ -20,10 +20,9 @@ app.add_typer(catalog_app, name="catalog")
 
 
 def _logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    from sog_api.logs import configure_logging
+
+    configure_logging(settings)
 
 
 @app.command()
@@ -53,7 +52,7 @@ def serve(
         upgrade(settings)
     uvicorn.run(
         create_app(settings), host=settings.host, port=settings.port,
-        log_level=settings.log_level.lower(), access_log=False,
+        log_level=settings.log_level.lower(), access_log=False, log_config=None,
     )  # fmt: skip
 
 

@@ -23,6 +23,7 @@ from sog_api.db import migrate
 from sog_api.db.engine import create_engine, create_sessionmaker
 from sog_api.errors import ServiceUnavailable, install_error_handlers, responses
 from sog_api.http import SlashRouter
+from sog_api.metrics import Metrics, metrics_router
 from sog_api.operations.router import router as operations_router
 from sog_api.orbits.router import router as orbits_router
 from sog_api.settings import Settings
@@ -82,11 +83,12 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            elapsed = time.perf_counter() - started
+            scope["app"].state.metrics.observe(scope, status, elapsed)
             query = redact_query(scope.get("query_string", b"").decode("latin-1"))
             access_log.info(
                 "request method=%s path=%s query=%s status=%s ms=%.1f request_id=%s",
-                scope["method"], scope["path"], query, status,
-                (time.perf_counter() - started) * 1000, request_id,
+                scope["method"], scope["path"], query, status, elapsed * 1000, request_id,
             )  # fmt: skip
 
 
@@ -156,9 +158,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"tryItOutEnabled": True, "displayRequestDuration": True},
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()
     install_error_handlers(app)
     for router in (orbits_router, volumes_router, catalog_router, operations_router,
-                   _health_router()):  # fmt: skip
+                   _health_router(), metrics_router()):  # fmt: skip
         app.include_router(router)
     install_auth(app)  # after the routers, inside RequestContext
     app.add_middleware(RequestContext)

@@ -1,0 +1,50 @@
+"""Log output: one line per event, as text for a terminal or JSON for a log collector.
+
+The code logs through the standard library (``log.info("orbit_booted orbit_id=%s", ...)``);
+structlog's formatter renders every record, including uvicorn's and alembic's, the same way.
+Control characters in messages (a path with an encoded newline, say) cannot forge extra lines:
+the text renderer escapes them and JSON encodes them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import structlog
+
+from sog_api.settings import Settings
+
+
+def _escape_controls(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    message = event.get("event")
+    if isinstance(message, str) and not message.isprintable():
+        event["event"] = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    return event
+
+
+def configure_logging(settings: Settings) -> None:
+    """Send every logger's records to standard error in the format the settings ask for."""
+    shared: list[Any] = [
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if settings.log_json:
+        renderer: Any = structlog.processors.JSONRenderer()
+        shared.append(structlog.processors.format_exc_info)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        shared.append(_escape_controls)
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "alembic"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
