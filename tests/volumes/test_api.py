@@ -19,13 +19,13 @@ VOLUME_KEYS = [
     "updated_at",
 ]  # fmt: skip
 TEMPLATES = [
-    {"capacity": 20, "hourly": 0.002, "id": 1, "monthly": 1.0},
-    {"capacity": 40, "hourly": 0.0041, "id": 2, "monthly": 2.0},
-    {"capacity": 80, "hourly": 0.0083, "id": 3, "monthly": 4.0},
-    {"capacity": 120, "hourly": 0.0125, "id": 4, "monthly": 6.0},
-    {"capacity": 240, "hourly": 0.025, "id": 5, "monthly": 12.0},
-    {"capacity": 500, "hourly": 0.052, "id": 6, "monthly": 25.0},
-    {"capacity": 1000, "hourly": 0.104, "id": 7, "monthly": 50.0},
+    {"capacity": 20, "hourly": 0.002, "id": 1, "monthly": 1},
+    {"capacity": 40, "hourly": 0.0041, "id": 2, "monthly": 2},
+    {"capacity": 80, "hourly": 0.0083, "id": 3, "monthly": 4},
+    {"capacity": 120, "hourly": 0.0125, "id": 4, "monthly": 6},
+    {"capacity": 240, "hourly": 0.025, "id": 5, "monthly": 12},
+    {"capacity": 500, "hourly": 0.052, "id": 6, "monthly": 25},
+    {"capacity": 1000, "hourly": 0.104, "id": 7, "monthly": 50},
 ]
 HUGE = 99999999999
 
@@ -111,6 +111,8 @@ class TestTemplates:
             assert [list(t) for t in response.json()] == [
                 ["capacity", "hourly", "id", "monthly"]
             ] * 7
+            # the seed writes whole prices as integers: "monthly": 1, not 1.0
+            assert '{"capacity":20,"hourly":0.002,"id":1,"monthly":1}' in response.text
 
 
 class TestGetVolume:

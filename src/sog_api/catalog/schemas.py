@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Annotated
+
+from pydantic import BaseModel, PlainSerializer, WithJsonSchema
+
+
+def _whole_as_int(value: float) -> float | int:
+    """1.0 is written 1, as the seed shows monthly prices; 1.5 stays 1.5."""
+    return int(value) if value.is_integer() else value
+
+
+Price = Annotated[
+    float,
+    PlainSerializer(_whole_as_int, return_type=float | int),
+    WithJsonSchema({"type": "number"}),
+]
 
 
 class FlavorRead(BaseModel):
@@ -26,7 +40,7 @@ class VolumeTemplateRead(BaseModel):
     capacity: int
     hourly: float
     id: int
-    monthly: float
+    monthly: Price
 
 
 class PayloadRead(BaseModel):
