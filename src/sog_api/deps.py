@@ -13,10 +13,17 @@ from sog_api.cloud.base import CloudBackend
 from sog_api.errors import Unauthorized
 from sog_api.settings import Settings
 
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session for one request; routes commit with ``async with session.begin()``."""
-    async with request.app.state.sessionmaker() as session:
+    """A session for one request; routes commit with ``async with session.begin()``.
+
+    Reads get a session that does not take SQLite's write lock (see ``db.engine.read_only``).
+    """
+    state = request.app.state
+    factory = state.read_sessionmaker if request.method in READ_METHODS else state.sessionmaker
+    async with factory() as session:
         yield session
 
 

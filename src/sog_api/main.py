@@ -20,7 +20,7 @@ from sog_api.catalog.loader import load_catalog, read_catalog
 from sog_api.catalog.router import router as catalog_router
 from sog_api.cloud.factory import build_cloud
 from sog_api.db import migrate
-from sog_api.db.engine import create_engine, create_sessionmaker
+from sog_api.db.engine import create_engine, create_sessionmaker, read_only
 from sog_api.errors import ServiceUnavailable, install_error_handlers, responses
 from sog_api.http import SlashRouter
 from sog_api.metrics import Metrics, metrics_router
@@ -100,6 +100,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)
     app.state.engine, app.state.sessionmaker = engine, sessions
+    app.state.read_sessionmaker = create_sessionmaker(read_only(engine))
     if settings.load_catalog_on_start:
         catalog = read_catalog(settings.catalog_file)
         async with sessions.begin() as session:

@@ -60,7 +60,7 @@ class Metrics:
 
     async def refresh(self, request: Request) -> None:
         """Read the queue and resource gauges from the database."""
-        async with request.app.state.sessionmaker() as session:
+        async with request.app.state.read_sessionmaker() as session:
             open_ops = dict(
                 (await session.execute(
                     select(Operation.state, func.count())

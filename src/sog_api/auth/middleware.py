@@ -92,7 +92,7 @@ class AuthMiddleware:
             await self._refuse(scope, receive, send, MISSING)
             return None
         try:
-            async with scope["app"].state.sessionmaker() as session:
+            async with scope["app"].state.read_sessionmaker() as session:
                 principal = await authenticate(session, key)
         except (SQLAlchemyError, OSError) as exc:
             log.warning("auth_lookup_failed error=%s", type(exc).__name__)

@@ -14,6 +14,9 @@ from sqlalchemy.ext.asyncio import (
 
 from sog_api.settings import Settings
 
+READ_ONLY = "sog_read_only"
+"""Execution option of the engine that read-only requests use (see ``read_only``)."""
+
 
 def create_engine(settings: Settings) -> AsyncEngine:
     """Create the engine with the pragmas and pool settings each database needs."""
@@ -49,7 +52,8 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
     SQLite upgrades a read transaction to a write one lazily, and two such upgrades deadlock
     ("database is locked"). Taking the write lock at BEGIN serialises writers, which is what the
-    embedded single-node default wants; PostgreSQL uses row locks instead.
+    embedded single-node default wants; PostgreSQL uses row locks instead. Read-only sessions
+    (``read_only``) begin deferred: under WAL they read a snapshot without waiting for writers.
     """
     sync_engine = engine.sync_engine
 
@@ -65,9 +69,15 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Session factory; objects stay usable after commit."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def read_only(engine: AsyncEngine) -> AsyncEngine:
+    """The same engine and pool, for sessions that only read (GET requests, key look-ups)."""
+    return engine.execution_options(**{READ_ONLY: True})
