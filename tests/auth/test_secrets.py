@@ -54,7 +54,8 @@ class TestNothingInClear:
         first = await create_orbit(client, admin_pwd=PASSWORD)
         second = await create_orbit(other, admin_pwd=PASSWORD, vm_count=2)
         assert first["admin_pwd"] is None and all(o["admin_pwd"] is None for o in second)
-        for orbit_id, http in ((first["id"], client), (second[0]["id"], other)):
+        waits = [(first["id"], client)] + [(o["id"], other) for o in second]
+        for orbit_id, http in waits:
             detail = await wait_status(http, orbit_id, "RUNNING")
             assert detail["admin_pwd"] is None
         secrets = [PASSWORD, TEST_API_KEY, other_key]
