@@ -226,6 +226,18 @@ class TestFaultsAndJournal:
         assert [e.status for e in entries] == [503, 503, 200]
         assert entries[0].headers["openstack-api-version"] == "compute 2.79"
 
+    def test_a_lost_reply_still_carries_the_request_out(
+        self, fake: FakeOpenStack, client: httpx.Client
+    ) -> None:
+        fake.faults.lose_reply("POST", r"/volumes$")
+        path = f"/volume/v3/{fake.project_id}/volumes"
+        with pytest.raises(httpx.HTTPError):
+            client.post(path, json={"volume": {"size": 1, "name": "lost"}})
+        assert [v.name for v in fake.volumes.values()] == ["lost"]
+        (entry,) = fake.requests("POST", r"/volumes$")
+        assert entry.status is None
+        assert client.post(path, json={"volume": {"size": 1}}).status_code == 202
+
     def test_behind_our_back(self, fake: FakeOpenStack, client: httpx.Client) -> None:
         server_id = _boot(client, fake)
         fake.settle()

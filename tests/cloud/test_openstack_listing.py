@@ -207,12 +207,8 @@ async def test_wait_for_reports_the_last_value() -> None:
 
 class TestFromSettings:
     async def test_reads_the_standard_os_environment(
-        self, fake: FakeOpenStack, monkeypatch: pytest.MonkeyPatch
+        self, fake: FakeOpenStack, os_environ: dict[str, str]
     ) -> None:
-        for name in ("OS_CLOUD", "OS_CLIENT_CONFIG_FILE"):
-            monkeypatch.delenv(name, raising=False)
-        for name, value in fake.os_environ().items():
-            monkeypatch.setenv(name, value)
         settings = Settings(_env_file=None, cloud="openstack", os_network="none")  # type: ignore[call-arg]
         cloud = OpenStackBackend.from_settings(settings)
         await cloud.start()

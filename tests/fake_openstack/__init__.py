@@ -5,6 +5,7 @@ Usage::
     with FakeOpenStack(delay_scale=0.01) as fake:          # uvicorn on 127.0.0.1, free port
         backend = OpenStackBackend(fake.connect_kwargs())  # or monkeypatch fake.os_environ()
         fake.faults.fail("GET", r"/servers/detail$", 503, times=1)
+        fake.faults.lose_reply("POST", r"/servers$")  # carried out, but the answer is lost
         ...
         assert fake.auth_count == 1
         assert fake.requests("POST", r"/servers$")[0].json["server"]["networks"] == "auto"

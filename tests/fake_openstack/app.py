@@ -106,6 +106,9 @@ class FakeApp:
         service = _service_of(path)
         if rule is not None and rule.action == "drop":
             response: Response = _Drop()
+        elif rule is not None and rule.action == "lose":
+            self._handle(request, path, body, service)
+            response = _Drop()
         elif rule is not None:
             response = error_response(rule.status, rule.message or "", service, rule.headers)
         else:

@@ -44,7 +44,7 @@ class Rule:
 
     method: str
     path: re.Pattern[str]
-    action: str  # "fail", "latency" or "drop"
+    action: str  # "fail", "latency", "drop" or "lose"
     times: int | None  # None: forever
     status: int = 503
     message: str | None = None
@@ -106,6 +106,14 @@ class Faults:
     def drop(self, method: str, path: str, *, times: int | None = 1) -> Rule:
         """Send the status line and headers, then close the connection mid-body."""
         return self._add(Rule(method.upper(), re.compile(path), "drop", times))
+
+    def lose_reply(self, method: str, path: str, *, times: int | None = 1) -> Rule:
+        """Carry the request out, then lose the answer (closed mid-body, as ``drop``).
+
+        The client cannot tell whether anything happened: a create reached the cloud, but the
+        caller never learns the new resource's id.
+        """
+        return self._add(Rule(method.upper(), re.compile(path), "lose", times))
 
     def fail_next_server(self, message: str = "No valid host was found. ", times: int = 1) -> None:
         """Make the next ``times`` created servers end in ERROR with this fault message."""
