@@ -272,8 +272,9 @@ async def _gone(session: AsyncSession, op: Operation) -> None:
 
 
 async def action_failed(session: AsyncSession, op: Operation, message: str) -> None:
+    """Put the orbit in ERROR, unless the failing step already settled it (or another op runs)."""
     orbit = await _orbit(session, op)
-    if orbit.operation_id in (None, op.id):
+    if orbit.operation_id == op.id and orbit.status in om.TRANSITIONAL:
         orbit.status, orbit.fault = om.ERROR, message
 
 
@@ -402,8 +403,7 @@ def _keep_old_flavor(op: Operation, message: str):
     async def apply(session: AsyncSession) -> None:
         orbit = await _orbit(session, op)
         orbit.fault = message
-        _settle(orbit, op, om.RUNNING)
-        orbit.operation_id = None  # on_fail must not turn it to ERROR: it runs, unchanged
+        _settle(orbit, op, om.RUNNING)  # settled: on_fail leaves it RUNNING, unchanged
 
     return apply
 
