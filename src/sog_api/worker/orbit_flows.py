@@ -137,8 +137,11 @@ async def create_failed(session: AsyncSession, op: Operation, message: str) -> N
     orbit = await _orbit(session, op)
     orbit.status, orbit.fault = om.ERROR, message
     root = await _root(session, op)
-    if op.stage in ("volume", "volume_wait") and root.status != vm.V_AVAILABLE:
-        root.status, root.fault = vm.V_ERROR, message
+    if op.stage in ("volume", "volume_wait"):
+        if root.status != vm.V_AVAILABLE:
+            root.status, root.fault = vm.V_ERROR, message
+    elif root.status in vm.VOLUME_TRANSITIONAL:  # ready, but no server uses it: free again
+        root.status = vm.V_AVAILABLE
     op.secret = None
 
 
