@@ -15,6 +15,7 @@ from tests.cloud.api_helpers import act, operation_of, server_id, server_listing
 from tests.fake_openstack import FakeOpenStack
 from tests.helpers import (
     create_orbit,
+    running_orbit,
     wait_gone,
     wait_operation,
     wait_status,
@@ -130,6 +131,19 @@ class TestTransientErrors:
             if "metadata" in e.query and e.time > refused.time
         )
         assert retry.time - refused.time >= 0.95  # not before Retry-After
+
+    async def test_the_poller_waits_out_a_429_on_its_listing(
+        self, client: httpx.AsyncClient, fake: FakeOpenStack
+    ) -> None:
+        orbit = await running_orbit(client)
+        fake.faults.fail("GET", r"/servers/detail$", 429, retry_after=1)
+        await act(client, orbit["id"], "pause")
+        await wait_status(client, orbit["id"], "PAUSED")
+        listings = server_listings(fake)
+        refused = next(i for i, e in enumerate(listings) if e.status == 429)
+        after = listings[refused + 1]
+        assert after.status == 200
+        assert after.time - listings[refused].time >= 0.95  # not before Retry-After
 
 
 class TestPermanentErrors:

@@ -3,7 +3,8 @@
 Each cycle lists servers and volumes changed since shortly before the oldest wait began (Nova's
 and Cinder's ``changes-since``; deleted servers are included), then lets each waiting operation's
 check look at that one snapshot. A server that does not show up for a while is fetched on its
-own (clock skew between us and the cloud), and an operation past its deadline fails.
+own (clock skew between us and the cloud), and an operation past its deadline fails. A listing
+refused with ``Retry-After`` (a 429, or a 503 that says when) is not repeated before that time.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ log = logging.getLogger("sog_api.worker")
 CHANGES_MARGIN = timedelta(seconds=60)
 STALE_AFTER = timedelta(seconds=30)
 MAX_SINGLE_GETS = 20
+MAX_QUIET_SECONDS = 300.0  # the longest Retry-After the poller honours
 
 
 class Poller:
@@ -43,6 +45,7 @@ class Poller:
         self.cycles = 0
         self.reconciler = Reconciler(sessions, cloud)
         self._next_reconcile = 0.0
+        self._quiet_until = 0.0  # monotonic time before which the cloud asked not to be listed
         if settings.cloud == "simulator":
             self.seconds_per_unit = settings.simulator_delay_scale
         else:
@@ -51,13 +54,20 @@ class Poller:
     async def reconcile_if_due(self) -> None:
         """Every ``reconcile_interval`` seconds, reflect drift of settled orbits."""
         now = time.monotonic()
-        if now < self._next_reconcile:
+        if now < self._next_reconcile or now < self._quiet_until:
             return
         self._next_reconcile = now + self.settings.reconcile_interval
         try:
             await self.reconciler.run_once()
         except cb.CloudError as exc:
             log.warning("reconcile_failed error=%s", exc.message)
+            self._keep_quiet(exc)
+
+    def _keep_quiet(self, exc: cb.CloudError) -> None:
+        """Honour a ``Retry-After``: list nothing until then (progress and deadlines go on)."""
+        if exc.retry_after:
+            wait = min(exc.retry_after, MAX_QUIET_SECONDS)
+            self._quiet_until = max(self._quiet_until, time.monotonic() + wait)
 
     async def poll_once(self) -> int:
         """Run one cycle; return how many waiting operations it looked at."""
@@ -87,6 +97,8 @@ class Poller:
         }
         since = min(op.stage_started_at for op in ops) - CHANGES_MARGIN
         snap = Snapshot()
+        if time.monotonic() < self._quiet_until:
+            return snap
         try:
             if "server" in watches:
                 snap.servers = {s.id: s for s in await self.cloud.list_servers(since)}
@@ -97,6 +109,7 @@ class Poller:
                 snap.volumes_listed = True
         except cb.CloudError as exc:
             log.warning("poll_listing_failed error=%s", exc.message)
+            self._keep_quiet(exc)
         return snap
 
     async def _fill_stale(self, ops: list[Operation], snap: Snapshot) -> None:
