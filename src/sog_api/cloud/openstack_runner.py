@@ -4,13 +4,15 @@ Every call goes to a dedicated, bounded thread pool. The Connection is made and 
 (Keystone auth, then version discovery of compute, block-storage and image) under a lock, on the
 first call: ``start()`` makes that first call, and a cloud that is down then is tried again by the
 next one. A 401 is retried once (keystoneauth races when a token is revoked under concurrent
-calls); every failure leaves as one of ``base.py``'s errors.
+calls); every failure leaves as one of ``base.py``'s errors. keystoneauth logs request and
+response bodies at DEBUG; the secrets in them (``adminPass``, passwords) are masked first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +32,29 @@ Version = tuple[int, int]
 PAGE_SIZE = 1000
 MIN_COMPUTE: Version = (2, 52)  # server tags at create (2.47 embeds flavors, 2.37 networks)
 EXTEND_IN_USE: Version = (3, 42)
+SDK_HTTP_LOGGER = "keystoneauth.session"  # where the SDK's DEBUG request/response traces go
+_SECRET_FIELD = re.compile(
+    r'("(?:adminPass|admin_pass|password|secret|application_credential_secret)"\s*:\s*)'
+    r'"(?:[^"\\]|\\.)*"'
+)
+
+
+class MaskSecrets(logging.Filter):
+    """Mask the values of secret JSON fields in a log record's message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = _SECRET_FIELD.sub(r'\1"***"', message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def mask_sdk_http_logs() -> None:
+    """Install ``MaskSecrets`` on keystoneauth's HTTP trace logger (once)."""
+    logger = logging.getLogger(SDK_HTTP_LOGGER)
+    if not any(isinstance(f, MaskSecrets) for f in logger.filters):
+        logger.addFilter(MaskSecrets())
 
 
 def parse_version(text: str) -> Version:
@@ -104,6 +129,7 @@ class SdkRunner:
         self._conn: Connection | None = None
         self._lock = threading.Lock()
         self.extend_microversion: str | None = None
+        mask_sdk_http_logs()
 
     async def start(self) -> None:
         """Start the pool and warm the connection; a cloud that is down now is retried later."""
