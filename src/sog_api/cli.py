@@ -128,9 +128,18 @@ async def _load(settings: Settings, path: object) -> dict[str, int]:
 
 @catalog_app.command("check")
 def catalog_check() -> None:
-    """Check that every catalogue flavor and image exists in the cloud; exit 1 if not."""
+    """Check that every catalogue flavor and image exists in the cloud.
+
+    Exit 1 when some do not (each is named), 2 when the cloud cannot be asked.
+    """
+    from sog_api.cloud.base import CloudError
+
     settings = Settings()
-    missing = asyncio.run(_check(settings))
+    try:
+        missing = asyncio.run(_check(settings))
+    except CloudError as exc:  # unreachable, refused credentials, a cloud too old
+        typer.echo(f"cannot check the catalogue against the cloud: {exc.message}", err=True)
+        raise typer.Exit(2) from None
     for line in missing:
         typer.echo(line)
     if missing:
