@@ -294,8 +294,11 @@ def _reboot(cloud: FakeCloud, server: Server, arg: Any) -> None:
         raise ApiError(400, "Invalid input for field/attribute type.")
     if kind == "SOFT":
         allowed, task, delay = ("active",), "rebooting", "reboot"
-    else:
-        allowed, task, delay = ("active", "stopped", "paused"), "rebooting_hard", "hard_reboot"
+    else:  # like Nova: a hard reboot also recovers ERROR, if the server ever ran on a host
+        allowed = ("active", "stopped", "paused", "error")
+        task, delay = "rebooting_hard", "hard_reboot"
+        if server.launched_at is None and server.task_state is None:
+            raise ApiError(409, f"Instance {server.id} is not ready")
     _require(server, "reboot", allowed)
     server.vm_state = "active"
     _begin(cloud, server, task)

@@ -2,9 +2,12 @@
 
 Someone may stop, pause, break or delete a server with the cloud's own tools. Every
 ``SOG_RECONCILE_INTERVAL`` seconds the poller lists the servers changed since the last pass (one
-call) and moves each settled orbit to the status its server shows. Only changes newer than the
-orbit's own last update count, so a listing taken just before one of our operations finished
-cannot undo it.
+call) and moves each settled orbit to the status its server shows. An orbit whose row changed
+after the listing began is left for the next pass (which looks at the same changes again), so a
+listing taken just before one of our operations finished cannot undo it. The server's own
+``updated`` time is not compared with ours: Nova floors it to the second and the cloud's clock
+is not ours, so such a comparison loses changes made within a second (or the clock skew) of
+any update of the orbit's row.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ class Reconciler:
         started = utcnow()
         since = self.last_pass - MARGIN if self.last_pass else None
         servers = {s.id: s for s in await self.cloud.list_servers(since)}
-        changed = 0
+        changed, deferred = 0, False
         async with self.sessions.begin() as session:
             orbits = await session.scalars(
                 select(Orbit)
@@ -67,10 +70,14 @@ class Reconciler:
                 info = servers.get(orbit.server_id or "")
                 if info is None and since is None:  # a full listing that lacks it: gone
                     info = cb.ServerInfo(orbit.server_id or "", "", cb.SERVER_DELETED, "")
-                if info is None or (info.updated_at and info.updated_at <= orbit.updated_at):
+                if info is None:
+                    continue
+                if orbit.updated_at >= started:  # changed while we listed: look again next pass
+                    deferred = True
                     continue
                 changed += self._apply(orbit, info)
-        self.last_pass = started
+        if not deferred:
+            self.last_pass = started
         return changed
 
     @staticmethod
