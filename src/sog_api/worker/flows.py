@@ -92,6 +92,8 @@ class Flow:
     checks: dict[str, tuple[Watch, Check]]
     bands: dict[str, Band]
     on_fail: OnFail
+    # The cloud ids (servers or volumes) the operation's current wait stage watches; the poller
+    # fetches them one by one when its listings have not shown them for a while.
     watch_ids: Callable[[AsyncSession, Operation], Awaitable[list[str]]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -32,9 +32,25 @@ def _settle(orbit: Orbit, op: Operation, status: str) -> None:
         orbit.progress = 100
 
 
-async def _server_ids(session: AsyncSession, op: Operation) -> list[str]:
-    orbit = await session.get(Orbit, op.orbit_id)
-    return [orbit.server_id] if orbit and orbit.server_id else []
+async def _watched(session: AsyncSession, op: Operation) -> list[str]:
+    """The cloud ids the operation's wait stage watches: its root volume(s) or its server."""
+    if op.stage == "volume_wait":
+        root = await session.get(Volume, op.params["root_volume_id"])
+        ids = [root.backend_volume_id] if root else []
+    elif op.stage == "root_gone":
+        ids = list(
+            await session.scalars(
+                select(Volume.backend_volume_id).where(
+                    Volume.orbit_id == op.orbit_id,
+                    Volume.status == vm.V_DELETING,
+                    Volume.deleted_at.is_(None),
+                )
+            )
+        )
+    else:
+        orbit = await session.get(Orbit, op.orbit_id)
+        ids = [orbit.server_id] if orbit else []
+    return [i for i in ids if i]
 
 
 def _server(snap: Snapshot, orbit: Orbit) -> cb.ServerInfo | None:
@@ -160,6 +176,7 @@ register(
             "server_wait": Band(40, 99, "build"),
         },
         on_fail=create_failed,
+        watch_ids=_watched,
     )
 )
 
@@ -296,6 +313,7 @@ register(
             "root_gone": Band(75, 99, "volume_delete"),
         },
         on_fail=action_failed,
+        watch_ids=_watched,
     )
 )
 
@@ -358,6 +376,7 @@ for _kind in ("orbit.pause", "orbit.start", "orbit.reboot"):
                 ),
             },
             on_fail=action_failed,
+            watch_ids=_watched,
         )
     )
 
@@ -453,6 +472,7 @@ register(
             "confirm_wait": Band(88, 99, "confirm"),
         },
         on_fail=action_failed,
+        watch_ids=_watched,
     )
 )
 

@@ -2,8 +2,9 @@
 
 Each cycle lists servers and volumes changed since shortly before the oldest wait began (Nova's
 and Cinder's ``changes-since``; deleted servers are included), then lets each waiting operation's
-check look at that one snapshot. A server that does not show up for a while is fetched on its
-own (clock skew between us and the cloud), and an operation past its deadline fails. A listing
+check look at that one snapshot. A watched server or volume that does not show up for a while is
+fetched on its own (clock skew between us and the cloud; a volume deleted before this process
+first listed it, which Cinder lists nowhere), and an operation past its deadline fails. A listing
 refused with ``Retry-After`` (a 429, or a 503 that says when) is not repeated before that time.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,10 +22,9 @@ from sog_api.cloud import base as cb
 from sog_api.db.base import utcnow
 from sog_api.operations import models as opm
 from sog_api.operations.models import Operation
-from sog_api.orbits.models import Orbit
 from sog_api.settings import Settings
 from sog_api.worker.apply import apply_step, mirror_progress
-from sog_api.worker.flows import FLOWS, Snapshot, Step, locked
+from sog_api.worker.flows import FLOWS, Snapshot, Step, Watch, locked
 from sog_api.worker.progress import OPENSTACK_FACTOR, band_progress
 from sog_api.worker.reconcile import Reconciler
 
@@ -103,37 +104,42 @@ class Poller:
             if "server" in watches:
                 snap.servers = {s.id: s for s in await self.cloud.list_servers(since)}
                 snap.servers_listed = True
-                await self._fill_stale(ops, snap)
+                await self._fill_stale(ops, "server", snap.servers)
             if "volume" in watches:
                 snap.volumes = {v.id: v for v in await self.cloud.list_volumes(since)}
                 snap.volumes_listed = True
+                await self._fill_stale(ops, "volume", snap.volumes)
         except cb.CloudError as exc:
             log.warning("poll_listing_failed error=%s", exc.message)
             self._keep_quiet(exc)
         return snap
 
-    async def _fill_stale(self, ops: list[Operation], snap: Snapshot) -> None:
-        """Fetch, one by one, watched servers the listing has not shown for a while."""
+    async def _fill_stale(self, ops: list[Operation], watch: Watch, seen: dict[str, Any]) -> None:
+        """Fetch, one by one, the watched servers or volumes the listing lacks for a while."""
         now = utcnow()
         stale = [
-            op.orbit_id for op in ops
-            if op.orbit_id is not None and now - op.stage_started_at > STALE_AFTER
-            and FLOWS[op.kind].checks.get(op.stage, ("volume",))[0] == "server"
+            op for op in ops
+            if now - op.stage_started_at > STALE_AFTER and _watch(op) == watch
+            and FLOWS[op.kind].watch_ids is not None
         ]  # fmt: skip
         if not stale:
             return
         async with self.sessions() as session:
-            rows = await session.execute(
-                select(Orbit.server_id).where(Orbit.id.in_(stale), Orbit.server_id.is_not(None))
-            )
-            server_ids = [r.server_id for r in rows if r.server_id not in snap.servers]
-        for server_id in server_ids[:MAX_SINGLE_GETS]:
-            try:
-                snap.servers[server_id] = await self.cloud.get_server(server_id)
-            except cb.CloudNotFound:
-                snap.servers[server_id] = cb.ServerInfo(
-                    id=server_id, name="", status=cb.SERVER_DELETED, flavor_ref=""
-                )
+            wanted = [i for op in stale for i in await FLOWS[op.kind].watch_ids(session, op)]  # type: ignore[misc]
+        missing = [ident for ident in dict.fromkeys(wanted) if ident not in seen]
+        for ident in missing[:MAX_SINGLE_GETS]:
+            seen[ident] = await self._fetch(watch, ident)
+
+    async def _fetch(self, watch: Watch, ident: str) -> cb.ServerInfo | cb.VolumeInfo:
+        """One server or volume; a gone one comes back DELETED, as a listing shows it."""
+        try:
+            if watch == "server":
+                return await self.cloud.get_server(ident)
+            return await self.cloud.get_volume(ident)
+        except cb.CloudNotFound:
+            if watch == "server":
+                return cb.ServerInfo(id=ident, name="", status=cb.SERVER_DELETED, flavor_ref="")
+            return cb.VolumeInfo(id=ident, name="", status=cb.VOLUME_DELETED, size_gb=0)
 
     async def _settle(self, op: Operation, snap: Snapshot) -> None:
         flow = FLOWS[op.kind]
@@ -161,3 +167,9 @@ class Poller:
             if progress > row.progress:
                 row.progress = progress
                 await mirror_progress(session, row)
+
+
+def _watch(op: Operation) -> Watch | None:
+    """What the operation's current stage watches (None for an action stage)."""
+    check = FLOWS[op.kind].checks.get(op.stage)
+    return check[0] if check else None

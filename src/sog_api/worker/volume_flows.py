@@ -85,6 +85,12 @@ async def _orbit_server(session: AsyncSession, op: Operation) -> str | None:
     return orbit.server_id if orbit else None
 
 
+async def _watched(session: AsyncSession, op: Operation) -> list[str]:
+    """The cloud id of the operation's volume (what every volume wait stage watches)."""
+    volume = await session.get(Volume, op.volume_id)
+    return [volume.backend_volume_id] if volume and volume.backend_volume_id else []
+
+
 async def volume_failed(session: AsyncSession, op: Operation, message: str) -> None:
     volume = await _volume(session, op)
     if _ours(volume, op):
@@ -209,6 +215,7 @@ register(
             "attach_wait": Band(65, 99, "attach"),
         },
         on_fail=volume_failed,
+        watch_ids=_watched,
     )
 )
 
@@ -219,6 +226,7 @@ register(
         checks={"attach_wait": ("volume", check_attached)},
         bands={"attach": Band(0, 10), "attach_wait": Band(10, 99, "attach")},
         on_fail=volume_failed,
+        watch_ids=_watched,
     )
 )
 
@@ -284,6 +292,7 @@ register(
         checks={"detach_wait": ("volume", check_detached)},
         bands={"detach": Band(0, 10), "detach_wait": Band(10, 99, "detach")},
         on_fail=volume_failed,
+        watch_ids=_watched,
     )
 )
 
@@ -345,6 +354,7 @@ register(
         checks={"extend_wait": ("volume", check_extended)},
         bands={"extend": Band(0, 10), "extend_wait": Band(10, 99, "volume_extend")},
         on_fail=volume_failed,
+        watch_ids=_watched,
     )
 )
 
@@ -423,5 +433,6 @@ register(
         checks={"delete_wait": ("volume", check_deleted)},
         bands={"delete": Band(0, 10), "delete_wait": Band(10, 99, "volume_delete")},
         on_fail=volume_failed,
+        watch_ids=_watched,
     )
 )
