@@ -86,7 +86,7 @@ class TestPolling:
     async def test_one_listing_per_cycle_whatever_the_number_of_orbits(
         self, client: httpx.AsyncClient, app: FastAPI, fake: FakeOpenStack
     ) -> None:
-        fake.delays["build"] = 200.0  # 2 s at scale 0.01: the eight orbits build side by side
+        fake.delays["build"] = 250.0  # 2.5 s at scale 0.01: the eight orbits build side by side
         orbits = await create_orbit(client, vm_name="fleet", vm_count=8)
         assert len(orbits) == 8
         poller = app.state.worker.poller
@@ -100,7 +100,7 @@ class TestPolling:
             await asyncio.sleep(0.01)
         assert rows[0]["n"] == 8, "the eight orbits never waited for their servers together"
         cycles, listed, volume_listed = poller.cycles, server_listings(fake), volume_listings(fake)
-        await asyncio.sleep(0.5)  # eight servers building: the poller lists them once a cycle
+        await asyncio.sleep(0.8)  # eight servers building: the poller lists them once a cycle
         window_cycles = poller.cycles - cycles
         window_listings = server_listings(fake)[len(listed) :]
         assert window_cycles >= 3
