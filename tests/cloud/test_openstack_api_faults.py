@@ -45,6 +45,35 @@ class TestNoDuplicates:
         assert len(lookups) == 2 and lookups[-1].time > post.time
 
     @pytest.mark.parametrize(
+        ("action", "params", "status"),
+        [("pause", None, "PAUSED"), ("resize", {"flavor_id": 5}, "RUNNING")],
+    )
+    async def test_a_lost_answer_to_an_action_is_not_taken_for_a_refusal(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        fake: FakeOpenStack,
+        action: str,
+        params: dict[str, int] | None,
+        status: str,
+    ) -> None:
+        orbit = await running_orbit(client, flavor=3)
+        cloud_id = await server_id(app, orbit["id"])
+        fake.faults.lose_reply("POST", rf"/servers/{cloud_id}/action$")
+        if params is None:
+            response = await act(client, orbit["id"], action)
+        else:
+            response = await client.post(f"/vms/{orbit['id']}/{action}/", params=params)
+        operation = await wait_operation(client, operation_of(response))
+        assert operation["state"] == "succeeded", operation
+        body = await wait_status(client, orbit["id"], status)
+        assert body["fault"] is None
+        lost, retried, *_ = fake.requests("POST", rf"/servers/{cloud_id}/action$")
+        assert (lost.status, retried.status) == (None, 409)  # Nova had it the first time
+        if action == "resize":
+            assert (body["vcpus"], body["ram"]) == (4, 16)
+
+    @pytest.mark.parametrize(
         "settings_overrides", [{"run_worker": False, "worker_lease_seconds": 1.0}]
     )
     async def test_a_worker_that_dies_after_post_servers_leaves_one_server(

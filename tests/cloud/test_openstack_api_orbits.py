@@ -176,6 +176,40 @@ class TestResize:
         assert {"confirmResize": None} not in server_actions(fake, cloud_id)
 
 
+class TestRefusals:
+    async def test_a_resize_nova_refuses_for_quota_keeps_the_orbit_running(
+        self, client: httpx.AsyncClient, app: FastAPI, fake: FakeOpenStack
+    ) -> None:
+        orbit = await running_orbit(client, flavor=3)
+        cloud_id = await server_id(app, orbit["id"])
+        fake.faults.fail(
+            "POST",
+            rf"/servers/{cloud_id}/action$",
+            403,
+            message="Quota exceeded for cores: Requested 2, but already used 20 of 20 cores",
+        )
+        response = await client.post(f"/vms/{orbit['id']}/resize/", params={"flavor_id": 5})
+        operation = await wait_operation(client, operation_of(response))
+        assert operation["state"] == "failed" and "Quota exceeded for cores" in operation["error"]
+        body = await wait_status(client, orbit["id"], "RUNNING")  # not ERROR: nothing changed
+        assert (body["vcpus"], body["ram"], body["fault"]) == (2, 4, operation["error"])
+        assert fake.servers[cloud_id].status == "ACTIVE"
+        assert (await act(client, orbit["id"], "pause")).status_code == 202  # usable at once
+
+    async def test_an_action_nova_refuses_leaves_the_orbit_as_it_was(
+        self, client: httpx.AsyncClient, app: FastAPI, fake: FakeOpenStack
+    ) -> None:
+        orbit = await running_orbit(client)
+        cloud_id = await server_id(app, orbit["id"])
+        fake.faults.fail("POST", rf"/servers/{cloud_id}/action$", 409, message="Instance is locked")
+        response = await act(client, orbit["id"], "pause")
+        operation = await wait_operation(client, operation_of(response))
+        assert operation["state"] == "failed"
+        body = await wait_status(client, orbit["id"], "RUNNING")
+        assert body["fault"] == "The cloud refused: 409: Instance is locked"
+        assert fake.servers[cloud_id].status == "ACTIVE"
+
+
 class TestDelete:
     async def test_delete_root_true_deletes_the_root_volume_in_the_cloud(
         self, client: httpx.AsyncClient, app: FastAPI, fake: FakeOpenStack

@@ -158,6 +158,21 @@ class TestExtend:
         cloud_id = await cloud_volume_id(app, volume["id"])
         assert (fake.volumes[cloud_id].size, fake.volumes[cloud_id].status) == (20, "in-use")
 
+    @pytest.mark.parametrize("fake_options", [{"quotas": {"gigabytes": 30}}])
+    async def test_a_quota_refusal_keeps_the_volume_as_it_was(
+        self, client: httpx.AsyncClient, app: FastAPI, fake: FakeOpenStack
+    ) -> None:
+        volume = await available_volume(client)
+        response = await client.post(
+            f"/volume/{volume['id']}/resize/", params={"template_id": TEMPLATE_40_GB}
+        )
+        operation = await wait_operation(client, operation_of(response))
+        assert operation["state"] == "failed" and "quota" in operation["error"].lower()
+        body = await wait_volume(client, volume["id"], "AVAILABLE")  # not ERROR: nothing changed
+        assert body["size_gb"] == 20 and "quota" in body["fault"].lower()
+        cloud_id = await cloud_volume_id(app, volume["id"])
+        assert (fake.volumes[cloud_id].size, fake.volumes[cloud_id].status) == (20, "available")
+
 
 class TestDelete:
     async def test_delete_removes_it_from_the_cloud(

@@ -16,7 +16,7 @@ from sog_api.orbits.models import Orbit
 from sog_api.volumes import models as vm
 from sog_api.volumes.models import Volume
 from sog_api.worker.context import ActionContext
-from sog_api.worker.flows import Band, Flow, Snapshot, Step, locked, register
+from sog_api.worker.flows import Apply, Band, Flow, Snapshot, Step, locked, register
 
 
 async def _orbit(session: AsyncSession, op: Operation) -> Orbit:
@@ -298,6 +298,39 @@ async def action_failed(session: AsyncSession, op: Operation, message: str) -> N
         orbit.status, orbit.fault = om.ERROR, message
 
 
+# The cloud refused the call: nothing changed there, so the orbit goes back to where it was.
+_REFUSALS = (cb.CloudConflict, cb.CloudBadRequest, cb.CloudQuotaExceeded)
+
+
+def _keep(op: Operation, status: str, message: str) -> Apply:
+    """Settle the orbit back in ``status``, ``message`` its fault (on_fail then leaves it)."""
+
+    async def apply(session: AsyncSession) -> None:
+        orbit = await _orbit(session, op)
+        if orbit.operation_id == op.id:
+            orbit.fault = message
+            _settle(orbit, op, status)
+
+    return apply
+
+
+def _refused(op: Operation, status: str, exc: cb.CloudError) -> Step:
+    message = f"The cloud refused: {exc.message}"
+    return Step.fail(message, apply=_keep(op, status, message))
+
+
+async def _done_before(ctx: ActionContext, server_id: str, statuses: set[str]) -> bool:
+    """Whether a refused call is the retry of one that reached the cloud (its answer lost).
+
+    A first attempt that is refused was refused. A retry is refused when the earlier call got
+    through: the server is then busy with it, or already where it leads.
+    """
+    if ctx.op.error is None:  # set by the retry of this stage, cleared by the next stage
+        return False
+    info = await ctx.cloud.get_server(server_id)
+    return info.task_state is not None or info.status in statuses
+
+
 register(
     Flow(
         kind="orbit.delete",
@@ -331,14 +364,19 @@ async def act(ctx: ActionContext) -> Step:
     if orbit.server_id is None:
         return Step.fail("The orbit has no server in the cloud; delete it and create it anew.")
     came_from = ctx.op.params.get("from_status")
-    if ctx.op.kind == "orbit.pause":
-        await ctx.cloud.pause_server(orbit.server_id)
-    elif ctx.op.kind == "orbit.start" and came_from == om.PAUSED:
-        await ctx.cloud.unpause_server(orbit.server_id)
-    elif ctx.op.kind == "orbit.start":
-        await ctx.cloud.start_server(orbit.server_id)
-    else:
-        await ctx.cloud.reboot_server(orbit.server_id, hard=came_from == om.ERROR)
+    try:
+        if ctx.op.kind == "orbit.pause":
+            await ctx.cloud.pause_server(orbit.server_id)
+        elif ctx.op.kind == "orbit.start" and came_from == om.PAUSED:
+            await ctx.cloud.unpause_server(orbit.server_id)
+        elif ctx.op.kind == "orbit.start":
+            await ctx.cloud.start_server(orbit.server_id)
+        else:
+            await ctx.cloud.reboot_server(orbit.server_id, hard=came_from == om.ERROR)
+    except _REFUSALS as exc:
+        if await _done_before(ctx, orbit.server_id, {_TARGET[ctx.op.kind]}):
+            return Step.wait("act_wait")
+        return _refused(ctx.op, came_from or om.RUNNING, exc)
     return Step.wait("act_wait")
 
 
@@ -390,7 +428,12 @@ async def resize(ctx: ActionContext) -> Step:
     assert orbit is not None and flavor is not None
     if orbit.server_id is None:
         return Step.fail("The orbit has no server in the cloud.")
-    await ctx.cloud.resize_server(orbit.server_id, flavor.backend_flavor)
+    try:
+        await ctx.cloud.resize_server(orbit.server_id, flavor.backend_flavor)
+    except _REFUSALS as exc:  # e.g. Nova's quota on cores or RAM: it runs on, unchanged
+        if await _done_before(ctx, orbit.server_id, {cb.SERVER_RESIZE, cb.SERVER_VERIFY_RESIZE}):
+            return Step.wait("resize_wait")
+        return _refused(ctx.op, om.RUNNING, exc)
     return Step.wait("resize_wait")
 
 
@@ -417,17 +460,8 @@ async def check_resized(session: AsyncSession, op: Operation, snap: Snapshot) ->
             _settle(orbit, op, om.RUNNING)
             return Step.done()
         message = f"The cloud did not resize the server; it still runs flavor {old_ref}."
-        return Step.fail(message, apply=_keep_old_flavor(op, message))
+        return Step.fail(message, apply=_keep(op, om.RUNNING, message))
     return None
-
-
-def _keep_old_flavor(op: Operation, message: str):
-    async def apply(session: AsyncSession) -> None:
-        orbit = await _orbit(session, op)
-        orbit.fault = message
-        _settle(orbit, op, om.RUNNING)  # settled: on_fail leaves it RUNNING, unchanged
-
-    return apply
 
 
 async def confirm(ctx: ActionContext) -> Step:

@@ -28,6 +28,8 @@ _CLOUD_BUSY = frozenset(
      cb.VOLUME_DELETING, "reserved", "maintenance"}
 )  # fmt: skip
 _SETTLED = frozenset({cb.VOLUME_AVAILABLE, cb.VOLUME_IN_USE})
+# Errors by which the cloud refuses a call: nothing changed there.
+_REFUSALS = (cb.CloudConflict, cb.CloudBadRequest, cb.CloudNotFound, cb.CloudQuotaExceeded)
 _RELEASED = "The Virtual Machine was deleted meanwhile; the volume was released with it."
 _NOT_IN_CLOUD = "The volume does not exist in the cloud."
 
@@ -174,7 +176,7 @@ async def attach(ctx: ActionContext) -> Step:
         await ctx.cloud.attach_volume(
             orbit.server_id, volume.backend_volume_id, ctx.op.params.get("partition")
         )
-    except (cb.CloudConflict, cb.CloudBadRequest, cb.CloudNotFound) as exc:
+    except _REFUSALS as exc:
         return _refused(ctx.op, vm.V_AVAILABLE, exc)
     return Step.wait("attach_wait")
 
@@ -326,7 +328,7 @@ async def extend(ctx: ActionContext) -> Step:
         return Step.retry(f"the cloud volume is {info.status}", 1.0)
     try:
         await ctx.cloud.extend_volume(volume.backend_volume_id, want)
-    except (cb.CloudConflict, cb.CloudBadRequest, cb.CloudNotFound) as exc:
+    except _REFUSALS as exc:
         return _refused(ctx.op, came_from, exc)  # e.g. no in-use extend: keep size and status
     return Step.wait("extend_wait")
 
