@@ -125,13 +125,13 @@ class TestActions:
             f"/vms/vm_details/{orbit['id']}/", params={"vm_name": "renamed"}
         )
         assert response.status_code == 200 and response.json()["vm_name"] == "renamed"
-        for _ in range(500):
-            if fake.servers[cloud_id].name == "renamed":
+        for _ in range(500):  # the worker renames the server after the answer
+            if fake.requests("PUT", rf"/servers/{cloud_id}$"):
                 break
             await asyncio.sleep(0.01)
-        assert fake.servers[cloud_id].name == "renamed"
         (put,) = fake.requests("PUT", rf"/servers/{cloud_id}$")
         assert put.json == {"server": {"name": "renamed"}}
+        assert fake.servers[cloud_id].name == "renamed"
 
 
 class TestResize:
