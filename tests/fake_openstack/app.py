@@ -8,6 +8,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -84,6 +85,7 @@ class FakeApp:
         self.identity = identity
         self.faults = faults
         self.journal: list[JournalEntry] = []
+        self.listeners: list[Callable[[JournalEntry], None]] = []
         self.versions: dict[str, tuple[Microversion, Microversion]] = {
             "compute": ((2, 1), parse_version(compute_max)),
             "volume": ((3, 0), parse_version(volume_max)),
@@ -113,17 +115,18 @@ class FakeApp:
             response = error_response(rule.status, rule.message or "", service, rule.headers)
         else:
             response = self._handle(request, path, body, service)
-        self.journal.append(
-            JournalEntry(
-                method=request.method,
-                path=path,
-                query=parse_qs(request.url.query, keep_blank_values=True),
-                headers={k.lower(): v for k, v in request.headers.items()},
-                json=None if body is _INVALID_JSON else body,
-                time=received,
-                status=None if isinstance(response, _Drop) else response.status_code,
-            )
+        entry = JournalEntry(
+            method=request.method,
+            path=path,
+            query=parse_qs(request.url.query, keep_blank_values=True),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            json=None if body is _INVALID_JSON else body,
+            time=received,
+            status=None if isinstance(response, _Drop) else response.status_code,
         )
+        self.journal.append(entry)
+        for listener in list(self.listeners):  # before the answer leaves: the client waits
+            listener(entry)
         return response
 
     def _route(self, method: str, path: str) -> tuple[Handler, dict[str, str]]:

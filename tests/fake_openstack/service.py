@@ -6,6 +6,7 @@ import copy
 import re
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -59,11 +60,15 @@ class FakeOpenStack:
     # lifecycle
 
     def start(self) -> FakeOpenStack:
-        """Serve on 127.0.0.1 with a free port; return once it accepts connections."""
+        """Serve on 127.0.0.1 with a free port; return once it accepts connections.
+
+        After ``stop()``, ``start()`` serves again on the same port with the same state (a cloud
+        that was down for a while).
+        """
         config = uvicorn.Config(
             self._app.asgi,
             host="127.0.0.1",
-            port=0,
+            port=self.port,
             loop="asyncio",
             lifespan="off",
             access_log=False,
@@ -163,6 +168,12 @@ class FakeOpenStack:
 
     def clear_journal(self) -> None:
         self._app.journal.clear()
+
+    def on_request(self, listener: Callable[[JournalEntry], None]) -> Callable[[], None]:
+        """Call ``listener(entry)`` for every request, after it was handled and journaled but
+        before its answer is sent (so the client has not seen it yet); return a remover."""
+        self._app.listeners.append(listener)
+        return lambda: self._app.listeners.remove(listener)
 
     @property
     def auth_count(self) -> int:
