@@ -2,10 +2,11 @@
 
 Each cycle lists servers and volumes changed since shortly before the oldest wait began (Nova's
 and Cinder's ``changes-since``; deleted servers are included), then lets each waiting operation's
-check look at that one snapshot. A watched server or volume that does not show up for a while is
-fetched on its own (clock skew between us and the cloud; a volume deleted before this process
-first listed it, which Cinder lists nowhere), and an operation past its deadline fails. A listing
-refused with ``Retry-After`` (a 429, or a 503 that says when) is not repeated before that time.
+check look at that one snapshot. A watched server that does not show up for a while is fetched
+on its own (clock skew between us and the cloud), and so is a watched volume the listing lacks, at
+once (one deleted before this process first listed it, which Cinder lists nowhere); an operation
+past its deadline fails. A listing refused with ``Retry-After`` (a 429, or a 503 that says when)
+is not repeated before that time.
 """
 
 from __future__ import annotations
@@ -117,9 +118,12 @@ class Poller:
     async def _fill_stale(self, ops: list[Operation], watch: Watch, seen: dict[str, Any]) -> None:
         """Fetch, one by one, the watched servers or volumes the listing lacks for a while."""
         now = utcnow()
+        # A server missing from Nova's listing is rare (it lists deleted ones): give clock skew
+        # its time. A missing volume is most likely deleted (Cinder lists none): look at once.
+        grace = STALE_AFTER if watch == "server" else timedelta(0)
         stale = [
             op for op in ops
-            if now - op.stage_started_at > STALE_AFTER and _watch(op) == watch
+            if now - op.stage_started_at >= grace and _watch(op) == watch
             and FLOWS[op.kind].watch_ids is not None
         ]  # fmt: skip
         if not stale:

@@ -1,0 +1,301 @@
+"""Real processes for the resilience tests: `sog-api worker` and `sog-api serve` subprocesses,
+databases made and dropped per test, the fake cloud's journal counted per operation, waits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+from fastapi import FastAPI
+from tests.conftest import TEST_API_KEY, db_rows, make_settings
+from tests.fake_openstack import FakeOpenStack, JournalEntry
+
+from sog_api.cloud.openstack_convert import TAG_KEY
+from sog_api.db import migrate
+from sog_api.main import create_app
+from sog_api.settings import Settings
+
+T = TypeVar("T")
+SOG_API = str(Path(sys.executable).with_name("sog-api"))
+AUTH_HEADERS = {"Authorization": f"Token {TEST_API_KEY}"}
+
+# Short leases and polls keep these tests at seconds; every process of a test gets them.
+FAST_ENV = {
+    "SOG_WORKER_LEASE_SECONDS": "1.5",
+    "SOG_WORKER_POLL_INTERVAL": "0.1",
+    "SOG_WORKER_CONCURRENCY": "4",
+    "SOG_RECONCILE_INTERVAL": "0.5",
+    "SOG_OS_CALL_TIMEOUT": "5",
+    "SOG_DB_POOL_TIMEOUT": "2",
+    "SOG_DB_STATEMENT_TIMEOUT": "3",
+    "SOG_LOG_LEVEL": "INFO",
+    "SOG_RATE_LIMIT_PER_MINUTE": "0",
+}
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- databases ---------------------------------------------------------------------------------
+
+
+def _dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://")
+
+
+async def _admin(admin_url: str, sql: str) -> None:
+    conn = await asyncpg.connect(_dsn(admin_url), timeout=10)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextlib.contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A new, migrated PostgreSQL database on the server of ``admin_url``; dropped afterwards."""
+    name = f"sog_res_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
+    url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    try:
+        migrate.upgrade(Settings(database_url=url))
+        yield url
+    finally:
+        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextlib.contextmanager
+def sqlite_database(directory: Path) -> Iterator[str]:
+    url = f"sqlite+aiosqlite:///{directory / 'sog.db'}"
+    migrate.upgrade(Settings(database_url=url))
+    yield url
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    """One `sog-api` subprocess, its own process group, its output in a file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str]
+    port: int | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup of any kind runs."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=10)
+
+    def terminate(self) -> None:
+        """SIGTERM: ask for a graceful stop (does not wait)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.popen.pid, signal.SIGTERM)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def tail(self, lines: int = 40) -> str:
+        return f"--- {self.name} (pid {self.pid}) ---\n" + "\n".join(
+            self.log().splitlines()[-lines:]
+        )
+
+
+@dataclass
+class Processes:
+    """Starts `sog-api` subprocesses with a common environment and kills every one at the end."""
+
+    directory: Path
+    env: dict[str, str]
+    started: list[Proc] = field(default_factory=list)
+
+    def _spawn(self, name: str, args: list[str], extra: dict[str, str]) -> Proc:
+        env = {**self.env, **extra}
+        log_path = self.directory / f"{name}-{len(self.started)}.log"
+        with log_path.open("wb") as out:
+            popen = subprocess.Popen(
+                [SOG_API, *args], cwd=self.directory, env=env, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        proc = Proc(name, popen, log_path, env)
+        self.started.append(proc)
+        return proc
+
+    def worker(self, name: str = "worker", **extra: str) -> Proc:
+        """`sog-api worker` (no HTTP)."""
+        return self._spawn(name, ["worker"], extra)
+
+    async def server(self, name: str = "api", port: int | None = None, **extra: str) -> Proc:
+        """`sog-api serve` on a loopback port (with its in-process worker unless told otherwise);
+        returns once it answers /healthz."""
+        port = port or free_port()
+        proc = self._spawn(name, ["serve", "--no-migrate"], {"SOG_PORT": str(port), **extra})
+        proc.port = port
+        await wait_http(proc)
+        return proc
+
+    def tails(self) -> str:
+        return "\n".join(p.tail() for p in self.started)
+
+    def kill_all(self) -> None:
+        for proc in self.started:
+            if proc.alive:
+                proc.kill()
+
+
+async def wait_http(proc: Proc, timeout: float = 30.0) -> None:
+    """Wait until the server process answers /healthz."""
+    url = f"http://127.0.0.1:{proc.port}/healthz"
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=1.0) as http:
+        while time.monotonic() < deadline:
+            if not proc.alive:
+                raise AssertionError(f"{proc.name} exited early\n{proc.tail()}")
+            with contextlib.suppress(httpx.TransportError):
+                if (await http.get(url)).status_code == 200:
+                    return
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{proc.name} did not answer\n{proc.tail()}")
+
+
+def process_env(directory: Path, database_url: str, fake: FakeOpenStack | None) -> dict[str, str]:
+    """The environment of a subprocess: nothing inherited but PATH, OpenStack credentials only
+    for the fake, and the fast settings."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(directory),  # no clouds.yaml of the developer's
+        "LANG": "C.UTF-8",
+        "SOG_DATABASE_URL": database_url,
+        "SOG_BOOTSTRAP_API_KEY": TEST_API_KEY,
+        "SOG_LOAD_CATALOG_ON_START": "true",
+        **FAST_ENV,
+    }
+    if fake is not None:
+        env.update({"SOG_CLOUD": "openstack", **fake.os_environ()})
+    return env
+
+
+# -- the API in this process (to make requests a worker subprocess carries out) ----------------
+
+
+@contextlib.asynccontextmanager
+async def inprocess_api(database_url: str, **overrides: Any) -> AsyncIterator[ApiHandle]:
+    """The app without a worker of its own, over ASGI: requests are recorded, nothing runs."""
+    app = create_app(make_settings(database_url, run_worker=False, **overrides))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://sog", headers=AUTH_HEADERS
+        ) as http:
+            yield ApiHandle(app, http)
+
+
+@dataclass
+class ApiHandle:
+    app: FastAPI
+    http: httpx.AsyncClient
+
+    async def rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        return await db_rows(self.app, sql, **params)
+
+
+# -- the cloud side: what reached the fake, per operation --------------------------------------
+
+
+def _tag_of(entry: JournalEntry, key: str) -> str | None:
+    body = entry.json if isinstance(entry.json, dict) else {}
+    metadata = (body.get(key) or {}).get("metadata") or {}
+    return metadata.get(TAG_KEY)
+
+
+def server_posts(fake: FakeOpenStack) -> Counter[str]:
+    """POST /servers requests per operation tag."""
+    return Counter(
+        t for e in fake.requests("POST", r"/servers$") if (t := _tag_of(e, "server")) is not None
+    )
+
+
+def volume_posts(fake: FakeOpenStack) -> Counter[str]:
+    """POST /volumes requests per operation tag."""
+    return Counter(
+        t for e in fake.requests("POST", r"/volumes$") if (t := _tag_of(e, "volume")) is not None
+    )
+
+
+def live_servers(fake: FakeOpenStack) -> Counter[str]:
+    """Servers that exist (not deleted) per operation tag."""
+    return Counter(s.metadata.get(TAG_KEY, "") for s in fake.servers.values() if not s.deleted)
+
+
+def live_volumes(fake: FakeOpenStack) -> Counter[str]:
+    """Volumes that exist per operation tag."""
+    return Counter(v.metadata.get(TAG_KEY, "") for v in fake.volumes.values())
+
+
+def deletes_per_id(fake: FakeOpenStack, collection: str) -> Counter[str]:
+    """DELETE /servers/{id} or /volumes/{id} requests per resource id."""
+    return Counter(
+        e.path.rsplit("/", 1)[1] for e in fake.requests("DELETE", rf"/{collection}/[^/]+$")
+    )
+
+
+# -- waiting -----------------------------------------------------------------------------------
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], what: str, timeout: float = 30.0,
+    diagnostics: Callable[[], str] | None = None,
+) -> T:  # fmt: skip
+    """Poll ``check`` until it returns something other than None (or False)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = await check()
+        except (httpx.TransportError, OSError) as exc:
+            last = exc
+        else:
+            if last is not None and last is not False:
+                return last
+        await asyncio.sleep(0.05)
+    extra = diagnostics() if diagnostics else ""
+    raise AssertionError(f"not reached within {timeout:.0f} s: {what} (last: {last!r})\n{extra}")
+
+
+async def wait_exit(proc: Proc, timeout: float = 30.0) -> int:
+    """Wait for the process to exit by itself; its exit status."""
+    deadline = time.monotonic() + timeout
+    while proc.alive:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{proc.name} did not exit\n{proc.tail()}")
+        await asyncio.sleep(0.02)
+    return int(proc.popen.returncode)
