@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(8, ge=1, le=256)
     worker_poll_interval: float = Field(1.0, gt=0)
     worker_lease_seconds: float = Field(60.0, gt=0)
+    worker_step_timeout: float = Field(120.0, gt=0)
+    worker_shutdown_grace: float = Field(10.0, ge=0)
     reconcile_interval: float = Field(30.0, gt=0)
     operation_deadline_seconds: float = Field(3600.0, gt=0)
     max_vm_count: int = Field(10, ge=1, le=1000)

@@ -11,6 +11,7 @@ response bodies at DEBUG; the secrets in them (``adminPass``, passwords) are mas
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
@@ -108,6 +109,15 @@ def list_all(proxy: Any, path: str, key: str, params: Mapping[str, Any]) -> list
         query["marker"] = page[-1]["id"]
 
 
+async def _outlast(future: asyncio.Future[Any]) -> None:
+    """Wait for ``future`` to finish, whatever cancellations arrive meanwhile."""
+    while not future.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait([future])
+    if not future.cancelled():
+        future.exception()  # retrieved: its outcome belongs to nobody now
+
+
 class SdkRunner:
     """The thread pool, the shared Connection and the boundary where SDK errors are mapped."""
 
@@ -150,11 +160,21 @@ class SdkRunner:
             conn.close()
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn(connection)`` in the pool."""
+        """Run ``fn(connection)`` in the pool.
+
+        Cancelling the caller (a step timeout, a shutdown) cannot stop the thread, so the
+        cancellation waits until the call has ended: whoever retries the step afterwards never
+        overlaps a request that is still on its way (two POST /servers, two servers).
+        """
         if self._pool is None:
             raise RuntimeError("OpenStackBackend.start() has not been awaited")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._call, fn)
+        future = loop.run_in_executor(self._pool, self._call, fn)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            await _outlast(future)
+            raise
 
     def _call(self, fn: Callable[[Connection], T]) -> T:
         try:

@@ -1,10 +1,12 @@
 """The worker: runners claim queued operations and run their actions; a poller settles waits.
 
 Claims take a lease (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several worker processes share
-one queue); a step's result is recorded only while the lease is still ours. A worker killed at any
-instant leaves operations ``running`` under a lease that expires, and another worker (or this one
-after a restart) takes them over. Every action is idempotent: creates look for what an earlier
-attempt made (tagged with the operation id) before making anything.
+one queue); the worker renews it every third of its length while the step runs, and records the
+step's result only while the lease is still ours. A worker killed at any instant leaves operations
+``running`` under a lease that expires, and another worker (or this one after a restart) takes
+them over. A step that outlasts ``worker_step_timeout`` is retried, but only once its cloud call
+has ended. Every action is idempotent: creates look for what an earlier attempt made (tagged with
+the operation id) before making anything.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import os
 import socket
 import uuid
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sog_api.cloud.base import CloudBackend, CloudError
@@ -64,8 +67,10 @@ class Worker:
         ]
         self._tasks.append(asyncio.create_task(self._poller_loop(), name="sog-poller"))
 
-    async def stop(self, grace: float = 10.0) -> None:
+    async def stop(self, grace: float | None = None) -> None:
         """Finish the steps in hand (up to ``grace`` seconds), then release what is still held."""
+        if grace is None:
+            grace = self.settings.worker_shutdown_grace
         self._stopping.set()
         self.wake.set()
         if self._tasks:
@@ -125,9 +130,36 @@ class Worker:
             return False
         self.wake.set()  # there may be more: let another runner look
         flow = FLOWS[op.kind]
-        step = await self._execute(flow, op)
+        renewal = asyncio.create_task(self._keep_lease(op.id), name=f"sog-lease-{op.id}")
+        try:
+            step = await self._execute(flow, op)
+        finally:
+            renewal.cancel()
         await self.record(flow, op, step)
         return True
+
+    async def _keep_lease(self, op_id: str) -> None:
+        """Renew the claim every third of the lease while its step runs."""
+        lease = self.settings.worker_lease_seconds
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                async with self.sessions.begin() as session:
+                    result = await session.execute(
+                        update(Operation)
+                        .where(
+                            Operation.id == op_id,
+                            Operation.state == opm.RUNNING,
+                            Operation.lease_owner == self.id,
+                        )
+                        .values(lease_expires_at=utcnow() + timedelta(seconds=lease))
+                    )
+            except Exception:  # the database may be away for a moment: try again next time
+                log.warning("lease_renewal_failed op=%s", op_id)
+                continue
+            if cast(CursorResult[Any], result).rowcount == 0:
+                log.warning("lease_lost op=%s worker=%s", op_id, self.id)
+                return
 
     async def claim(self) -> Operation | None:
         now = utcnow()
@@ -160,7 +192,7 @@ class Worker:
         if action is None:
             return Step.fail(f"internal: no action for stage {op.stage}")
         context = ActionContext(op, self.cloud, self.settings, self.sessions)
-        timeout = self.settings.worker_lease_seconds * 0.8
+        timeout = self.settings.worker_step_timeout
         try:
             return await asyncio.wait_for(action(context), timeout)
         except CloudError as exc:
