@@ -59,6 +59,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def one_db_url(tmp_path: Path) -> Iterator[str]:
+    """A new migrated database: on the shared PostgreSQL when there is one, else SQLite (for
+    tests of what the cloud does, which do not depend on the database)."""
+    if PG_URL is None:
+        with sqlite_database(tmp_path) as url:
+            yield url
+        return
+    with postgres_database(PG_URL) as url:
+        yield url
+
+
+@pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Callable[..., Processes]]:
     """``processes(database_url, fake)``: a launcher of `sog-api` subprocesses; every one of
     them is SIGKILLed at the end of the test."""

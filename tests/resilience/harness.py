@@ -237,18 +237,22 @@ def _tag_of(entry: JournalEntry, key: str) -> str | None:
     return metadata.get(TAG_KEY)
 
 
-def server_posts(fake: FakeOpenStack) -> Counter[str]:
-    """POST /servers requests per operation tag."""
+def _accepted(fake: FakeOpenStack, path: str, key: str) -> Counter[str]:
     return Counter(
-        t for e in fake.requests("POST", r"/servers$") if (t := _tag_of(e, "server")) is not None
+        tag
+        for e in fake.requests("POST", path)
+        if e.status is not None and 200 <= e.status < 300 and (tag := _tag_of(e, key))
     )
+
+
+def server_posts(fake: FakeOpenStack) -> Counter[str]:
+    """POST /servers requests the cloud carried out, per operation tag."""
+    return _accepted(fake, r"/servers$", "server")
 
 
 def volume_posts(fake: FakeOpenStack) -> Counter[str]:
-    """POST /volumes requests per operation tag."""
-    return Counter(
-        t for e in fake.requests("POST", r"/volumes$") if (t := _tag_of(e, "volume")) is not None
-    )
+    """POST /volumes requests the cloud carried out, per operation tag."""
+    return _accepted(fake, r"/volumes$", "volume")
 
 
 def live_servers(fake: FakeOpenStack) -> Counter[str]:

@@ -3,6 +3,7 @@ loses nothing, permanent errors end in ERROR with a readable fault, deadlines en
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,10 +13,18 @@ import pytest
 from fastapi import FastAPI
 from tests.conftest import TEST_API_KEY, db_rows, make_settings
 from tests.fake_openstack import FakeOpenStack
-from tests.helpers import create_orbit, wait_status
-from tests.resilience.harness import live_servers, live_volumes, server_posts, volume_posts
+from tests.helpers import create_orbit, wait_gone, wait_status
+from tests.resilience.harness import (
+    eventually,
+    live_servers,
+    live_volumes,
+    server_posts,
+    volume_posts,
+)
 
+from sog_api.cloud.openstack_convert import TAG_KEY
 from sog_api.main import create_app
+from sog_api.worker.apply import BACKOFF_CAP, backoff_seconds
 
 
 @dataclass
@@ -39,7 +48,7 @@ CloudApp = Callable[..., Awaitable[Running]]
 
 @pytest.fixture
 async def cloud_app(
-    db_url: str, fake: FakeOpenStack, monkeypatch: pytest.MonkeyPatch
+    one_db_url: str, fake: FakeOpenStack, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[CloudApp]:
     """``await cloud_app(**settings)``: start the app and its worker on the fake OpenStack."""
     for name, value in fake.os_environ().items():
@@ -51,7 +60,7 @@ async def cloud_app(
             "cloud": "openstack", "worker_poll_interval": 0.05, "worker_lease_seconds": 5.0,
             "os_call_timeout": 5.0, "reconcile_interval": 0.2, **overrides,
         }  # fmt: skip
-        app = create_app(make_settings(db_url, **values))
+        app = create_app(make_settings(one_db_url, **values))
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()
         client = httpx.AsyncClient(
@@ -109,3 +118,171 @@ class TestSlowCloud:
         assert operation["state"] == "succeeded" and operation["attempts"] >= 3
         await running.stop()
         assert _once(fake, op) == (1, 1, 1, 1)
+
+
+async def _orbit_op(running: Running, orbit: dict[str, Any]) -> dict[str, Any]:
+    op = await _create_op(running.app, orbit["id"])
+    return (await running.client.get(f"/operations/{op}")).json()  # type: ignore[no-any-return]
+
+
+class TestTransientErrors:
+    async def test_errors_on_every_step_are_retried_and_nothing_is_doubled(
+        self, cloud_app: CloudApp, fake: FakeOpenStack
+    ) -> None:
+        running = await cloud_app(os_call_timeout=0.5)
+        faults = fake.faults
+        faults.fail("POST", r"/volumes$", 503, times=1)
+        faults.drop("GET", r"/volumes/detail$", times=1)  # the connection breaks mid-answer
+        faults.latency("GET", r"/servers/detail$", 1.0, times=1)  # past the call timeout
+        faults.fail("POST", r"/servers$", 502, times=1)
+        faults.fail("POST", r"/servers$", 429, times=1, retry_after=0.4)
+        orbits = [await create_orbit(running.client, vm_name=f"t{n}") for n in range(3)]
+        for orbit in orbits:
+            await wait_status(running.client, orbit["id"], "RUNNING", timeout=30)
+        operations = [await _orbit_op(running, orbit) for orbit in orbits]
+        await running.stop()
+        for operation in operations:
+            assert operation["state"] == "succeeded" and operation["error"] is None
+            assert _once(fake, operation["id"]) == (1, 1, 1, 1)
+        assert sum(op["attempts"] for op in operations) >= 3 * 2 + 4  # two steps each, retries
+        [limited] = [e for e in fake.requests("POST", r"/servers$") if e.status == 429]
+        tag = limited.json["server"]["metadata"][TAG_KEY]
+        [after] = [e for e in fake.requests("POST", r"/servers$") if e.status == 202
+                   and e.json["server"]["metadata"][TAG_KEY] == tag]  # fmt: skip
+        assert after.time - limited.time >= 0.4  # Retry-After was obeyed
+
+    async def test_an_outage_delays_operations_but_loses_none(
+        self, cloud_app: CloudApp, fake: FakeOpenStack
+    ) -> None:
+        running = await cloud_app()
+        fake.stop()  # connection refused, for everything
+        orbits = [await create_orbit(running.client, vm_name=f"o{n}") for n in range(3)]
+        await asyncio.sleep(1.0)
+        fake.start()  # back on the same port, then every request failing for a while
+        outage = fake.faults.fail("*", r"/(compute|volume)/", 503, times=None)
+        await asyncio.sleep(2.0)
+        fake.faults.clear()
+        for orbit in orbits:
+            await wait_status(running.client, orbit["id"], "RUNNING", timeout=30)
+        operations = [await _orbit_op(running, o) for o in orbits]
+        await running.stop()
+        for operation in operations:
+            assert operation["state"] == "succeeded"
+            assert _once(fake, operation["id"]) == (1, 1, 1, 1)
+        # backing off: a few tries per operation in 2 s of 503s, not one per poll (0.05 s)
+        tries = [e for e in fake.requests("GET", r"/volumes/detail$") if "metadata" in e.query]
+        refused = [e for e in tries if e.status == 503]
+        assert 0 < len(refused) <= 3 * 5, len(refused)
+        assert outage.hits > len(refused)  # the listings failed too
+
+    async def test_the_poller_obeys_retry_after_on_its_listing(
+        self, cloud_app: CloudApp, fake: FakeOpenStack
+    ) -> None:
+        running = await cloud_app()
+        fake.delays["build"] = 7.5  # 1.5 s: the poller lists servers while it builds
+        orbit = await create_orbit(running.client)
+        await eventually(
+            lambda: asyncio.sleep(0, fake.requests("POST", r"/servers$") or None), "server POST"
+        )
+        fake.faults.fail("GET", r"/servers/detail$", 429, times=1, retry_after=1.0)
+        await wait_status(running.client, orbit["id"], "RUNNING", timeout=30)
+        listings = [e for e in fake.requests("GET", r"/servers/detail$") if "tags" not in e.query]
+        [limited] = [n for n, e in enumerate(listings) if e.status == 429]
+        assert listings[limited + 1].time - listings[limited].time >= 1.0
+
+
+class TestBackoff:
+    def test_grows_is_capped_and_stays_spread_at_the_cap(self) -> None:
+        first = [backoff_seconds(1) for _ in range(50)]
+        capped = [backoff_seconds(30) for _ in range(50)]
+        assert all(0.5 <= d <= 1.0 for d in first)
+        assert all(15.0 <= d <= BACKOFF_CAP for d in capped)
+        # operations that failed together do not all come back at the same instant
+        assert max(capped) - min(capped) > 5.0 and len(set(capped)) == len(capped)
+
+
+class TestPermanentErrors:
+    @pytest.mark.parametrize(
+        ("inject", "fault"),
+        [
+            (lambda f: f.faults.fail("POST", r"/servers$", 400, times=None),
+             "400: Invalid input for field/attribute (injected)."),
+            (lambda f: f.faults.fail("POST", r"/servers$", 403, times=None),
+             "403: Quota exceeded for instances: Requested 1, but already used 10 of 10 instances"),
+            (lambda f: f.faults.fail_next_server("No valid host was found. "),
+             "No valid host was found."),
+            (lambda f: f.faults.fail_next_volume(),
+             "The root volume could not be prepared (cloud status error)."),
+        ],
+        ids=["bad-request", "quota", "build-failed", "volume-failed"],
+    )  # fmt: skip
+    async def test_end_in_error_with_a_readable_fault(
+        self, cloud_app: CloudApp, fake: FakeOpenStack, inject: Callable[..., Any], fault: str
+    ) -> None:
+        running = await cloud_app()
+        inject(fake)
+        orbit = await create_orbit(running.client)
+        body = await wait_status(running.client, orbit["id"], "ERROR", timeout=30)
+        operation = await _orbit_op(running, orbit)
+        assert body["fault"].strip() == fault and operation["error"].strip() == fault
+        assert operation["state"] == "failed"
+        await running.stop()
+        assert len(fake.requests("POST", r"/servers$")) <= 1  # refused once, not retried
+
+
+class TestDeadlines:
+    async def test_a_cloud_that_never_answers_ends_in_error(
+        self, cloud_app: CloudApp, fake: FakeOpenStack
+    ) -> None:
+        running = await cloud_app(operation_deadline_seconds=2.0)
+        fake.faults.fail("POST", r"/volumes$", 503, times=None)
+        orbit = await create_orbit(running.client)
+        body = await wait_status(running.client, orbit["id"], "ERROR", timeout=30)
+        assert body["fault"].startswith("The operation did not finish before its deadline")
+        assert "503: The server is currently unavailable" in body["fault"]
+        assert (await _orbit_op(running, orbit))["state"] == "failed"
+
+    async def test_a_build_that_never_ends_ends_in_error(
+        self, cloud_app: CloudApp, fake: FakeOpenStack
+    ) -> None:
+        running = await cloud_app(operation_deadline_seconds=2.0)
+        fake.delays["build"] = 10_000.0
+        orbit = await create_orbit(running.client)
+        body = await wait_status(running.client, orbit["id"], "ERROR", timeout=30)
+        assert body["fault"] == "The operation did not finish before its deadline."
+        operation = await _orbit_op(running, orbit)
+        assert (operation["state"], operation["stage"]) == ("failed", "server_wait")
+
+
+class TestDrift:
+    async def test_servers_stopped_broken_or_deleted_behind_our_back(
+        self, cloud_app: CloudApp, fake: FakeOpenStack
+    ) -> None:
+        running = await cloud_app()
+        client = running.client
+        first, second = [await create_orbit(client, vm_name=n) for n in ("a", "b")]
+        for orbit in (first, second):
+            await wait_status(client, orbit["id"], "RUNNING")
+        server = {o["id"]: live_server_of(fake, await _create_op(running.app, o["id"]))
+                  for o in (first, second)}  # fmt: skip
+        fake.external_stop_server(server[first["id"]])
+        await wait_status(client, first["id"], "STOPPED")
+        start = await client.post(
+            "/vms/action/", params={"action": "start", "orbit_id": first["id"]}
+        )
+        assert start.status_code == 202
+        await wait_status(client, first["id"], "RUNNING")
+        fake.external_error_server(server[first["id"]], "Host failure")
+        assert (await wait_status(client, first["id"], "ERROR"))["fault"] == "Host failure"
+        fake.external_delete_server(server[second["id"]])
+        body = await wait_status(client, second["id"], "ERROR")
+        assert body["fault"] == "The server was deleted outside sog-api."
+        assert (await client.post(f"/vms/{second['id']}/delete/")).status_code == 202
+        await wait_gone(client, second["id"])
+
+
+def live_server_of(fake: FakeOpenStack, op: str) -> str:
+    [server_id] = [
+        s.id for s in fake.servers.values() if not s.deleted and s.metadata.get(TAG_KEY) == op
+    ]
+    return server_id

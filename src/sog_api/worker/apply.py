@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
-from tenacity import RetryCallState, wait_exponential_jitter
+from tenacity import RetryCallState, wait_exponential, wait_random_exponential
 
 from sog_api.db.base import utcnow
 from sog_api.operations import models as opm
@@ -17,11 +17,17 @@ from sog_api.worker.flows import Flow, Step
 
 log = logging.getLogger("sog_api.worker")
 
-_BACKOFF = wait_exponential_jitter(initial=0.5, max=30.0, jitter=0.5)
+# "Equal jitter": half of the capped exponential delay is fixed, the other half random, so that
+# operations that failed together (a cloud outage) spread out again, even at the cap.
+BACKOFF_CAP = 30.0
+_BACKOFF = wait_exponential(multiplier=0.5, max=BACKOFF_CAP / 2) + wait_random_exponential(
+    multiplier=0.5, max=BACKOFF_CAP / 2
+)
 
 
 def backoff_seconds(attempt: int) -> float:
-    """Capped exponential backoff with jitter for the ``attempt``-th retry (from 1)."""
+    """Capped exponential backoff with jitter for the ``attempt``-th retry (from 1): between
+    0.5 and 1 s at first, doubling, then between 15 and 30 s."""
     state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
     state.attempt_number = max(1, attempt)
     return float(_BACKOFF(state))
