@@ -135,6 +135,10 @@ class Worker:
             step = await self._execute(flow, op)
         finally:
             renewal.cancel()
+        log.info(
+            "operation_step op=%s kind=%s stage=%s outcome=%s attempt=%s worker=%s",
+            op.id, op.kind, op.stage, step.outcome, op.attempts, self.id,
+        )  # fmt: skip
         await self.record(flow, op, step)
         return True
 
