@@ -27,9 +27,12 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sog_api.db.errors import is_unavailable
+
 log = logging.getLogger("sog_api.errors")
 
 PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER = "2"  # seconds a client should wait after a 503 (the database is away)
 
 
 class ApiError(Exception):
@@ -93,6 +96,10 @@ class TooManyRequests(ApiError):
 class ServiceUnavailable(ApiError):
     status = 503
     code = "service_unavailable"
+
+    def __init__(self, detail: str, **kwargs: Any) -> None:
+        super().__init__(detail, **kwargs)
+        self.headers.setdefault("Retry-After", RETRY_AFTER)
 
 
 class Problem(BaseModel):
@@ -191,7 +198,7 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("database_unavailable error=%s", type(exc).__name__)
         return problem_response(
             request, 503, "service_unavailable",
-            "The database is unavailable; retry shortly.", headers={"Retry-After": "2"},
+            "The database is unavailable; retry shortly.", headers={"Retry-After": RETRY_AFTER},
         )  # fmt: skip
 
     for exc_type in (OperationalError, InterfaceError, PoolTimeout, ConnectionError, OSError):
@@ -199,12 +206,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _dbapi(request: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
+        if is_unavailable(exc):  # e.g. "the database system is shutting down" (57P03)
             return await _database_down(request, exc)
         log.exception("database_error")
         return problem_response(request, 500, "internal_error", "Internal server error")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_unavailable(exc):  # a driver error that reached us unwrapped
+            return await _database_down(request, exc)
         log.exception("unhandled_error path=%s", request.url.path)
         return problem_response(request, 500, "internal_error", "Internal server error")

@@ -4,13 +4,22 @@ subprocesses that are always killed at the end, whatever happened."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import PG_URL
 from tests.fake_openstack import FakeOpenStack
-from tests.resilience.harness import Processes, postgres_database, process_env, sqlite_database
+from tests.resilience.harness import (
+    CloudApp,
+    Processes,
+    cloud_apps,
+    postgres_database,
+    process_env,
+    sqlite_database,
+)
+from tests.resilience.pgserver import PostgresUnavailable, PrivatePostgres
 
 HERE = Path(__file__).parent
 
@@ -84,3 +93,45 @@ def processes(tmp_path: Path) -> Iterator[Callable[..., Processes]]:
     yield launcher
     for procs in made:
         procs.kill_all()
+
+
+@pytest.fixture
+def os_environ(fake: FakeOpenStack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """OS_* variables in this process that reach the fake and nothing else."""
+    for name, value in fake.os_environ().items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+async def cloud_app(one_db_url: str, os_environ: None) -> AsyncIterator[CloudApp]:
+    """``await cloud_app(**settings)``: start the app and its worker on the fake OpenStack."""
+    async with cloud_apps(one_db_url) as start:
+        yield start
+
+
+@pytest.fixture
+async def pg_cloud_app(pg_url: str, os_environ: None) -> AsyncIterator[CloudApp]:
+    """The same on PostgreSQL (skipped without it)."""
+    async with cloud_apps(pg_url) as start:
+        yield start
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of this test's own, which it may stop and start."""
+    try:
+        server = PrivatePostgres()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"cannot run a private PostgreSQL here: {exc}")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def private_db_url(private_pg: PrivatePostgres) -> Iterator[str]:
+    """A migrated database on the private server (it goes with the server)."""
+    with postgres_database(private_pg.admin_url, drop=False) as url:
+        yield url

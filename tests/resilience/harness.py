@@ -21,13 +21,13 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 from fastapi import FastAPI
-from tests.conftest import TEST_API_KEY, db_rows, make_settings
-from tests.fake_openstack import FakeOpenStack, JournalEntry
 
 from sog_api.cloud.openstack_convert import TAG_KEY
 from sog_api.db import migrate
 from sog_api.main import create_app
 from sog_api.settings import Settings
+from tests.conftest import TEST_API_KEY, db_rows, make_settings
+from tests.fake_openstack import FakeOpenStack, JournalEntry
 
 T = TypeVar("T")
 SOG_API = str(Path(sys.executable).with_name("sog-api"))
@@ -70,8 +70,9 @@ async def _admin(admin_url: str, sql: str) -> None:
 
 
 @contextlib.contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A new, migrated PostgreSQL database on the server of ``admin_url``; dropped afterwards."""
+def postgres_database(admin_url: str, *, drop: bool = True) -> Iterator[str]:
+    """A new, migrated PostgreSQL database on the server of ``admin_url``; dropped afterwards
+    (unless the whole server goes, ``drop=False``)."""
     name = f"sog_res_{uuid.uuid4().hex[:10]}"
     asyncio.run(_admin(admin_url, f'CREATE DATABASE "{name}"'))
     url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
@@ -79,7 +80,8 @@ def postgres_database(admin_url: str) -> Iterator[str]:
         migrate.upgrade(Settings(database_url=url))
         yield url
     finally:
-        asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if drop:
+            asyncio.run(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @contextlib.contextmanager
@@ -303,3 +305,52 @@ async def wait_exit(proc: Proc, timeout: float = 30.0) -> int:
             raise AssertionError(f"{proc.name} did not exit\n{proc.tail()}")
         await asyncio.sleep(0.02)
     return int(proc.popen.returncode)
+
+
+# -- the app with its own worker on the fake OpenStack, in this process ------------------------
+
+
+@dataclass
+class Running:
+    """The app with its worker on the fake OpenStack, and a client."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    lifespan: Any
+
+    async def stop(self) -> None:
+        """Shut down: the worker stops, and every cloud call still on its way ends first."""
+        if self.lifespan is not None:
+            lifespan, self.lifespan = self.lifespan, None
+            await self.client.aclose()
+            await lifespan.__aexit__(None, None, None)
+
+
+CloudApp = Callable[..., Awaitable[Running]]
+
+
+@contextlib.asynccontextmanager
+async def cloud_apps(database_url: str) -> AsyncIterator[CloudApp]:
+    """``await start(**settings)`` inside: the app and its worker on the fake OpenStack (the
+    OS_* variables must be set); every app started is shut down at the end."""
+    started: list[Running] = []
+
+    async def start(**overrides: Any) -> Running:
+        values: dict[str, Any] = {
+            "cloud": "openstack", "worker_poll_interval": 0.05, "worker_lease_seconds": 5.0,
+            "os_call_timeout": 5.0, "reconcile_interval": 0.2, **overrides,
+        }  # fmt: skip
+        app = create_app(make_settings(database_url, **values))
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://sog", headers=AUTH_HEADERS
+        )
+        started.append(Running(app, client, lifespan))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for running in reversed(started):
+            await running.stop()

@@ -4,75 +4,26 @@ loses nothing, permanent errors end in ERROR with a readable fault, deadlines en
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
-from tests.conftest import TEST_API_KEY, db_rows, make_settings
+
+from sog_api.cloud.openstack_convert import TAG_KEY
+from sog_api.worker.apply import BACKOFF_CAP, backoff_seconds
+from tests.conftest import db_rows
 from tests.fake_openstack import FakeOpenStack
 from tests.helpers import create_orbit, wait_gone, wait_status
 from tests.resilience.harness import (
+    CloudApp,
+    Running,
     eventually,
     live_servers,
     live_volumes,
     server_posts,
     volume_posts,
 )
-
-from sog_api.cloud.openstack_convert import TAG_KEY
-from sog_api.main import create_app
-from sog_api.worker.apply import BACKOFF_CAP, backoff_seconds
-
-
-@dataclass
-class Running:
-    """The app with its worker on the fake OpenStack, and a client."""
-
-    app: FastAPI
-    client: httpx.AsyncClient
-    lifespan: Any
-
-    async def stop(self) -> None:
-        """Shut down: the worker stops, and every cloud call still on its way ends first."""
-        if self.lifespan is not None:
-            lifespan, self.lifespan = self.lifespan, None
-            await self.client.aclose()
-            await lifespan.__aexit__(None, None, None)
-
-
-CloudApp = Callable[..., Awaitable[Running]]
-
-
-@pytest.fixture
-async def cloud_app(
-    one_db_url: str, fake: FakeOpenStack, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[CloudApp]:
-    """``await cloud_app(**settings)``: start the app and its worker on the fake OpenStack."""
-    for name, value in fake.os_environ().items():
-        monkeypatch.setenv(name, value)
-    started: list[Running] = []
-
-    async def start(**overrides: Any) -> Running:
-        values: dict[str, Any] = {
-            "cloud": "openstack", "worker_poll_interval": 0.05, "worker_lease_seconds": 5.0,
-            "os_call_timeout": 5.0, "reconcile_interval": 0.2, **overrides,
-        }  # fmt: skip
-        app = create_app(make_settings(one_db_url, **values))
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://sog",
-            headers={"Authorization": f"Token {TEST_API_KEY}"},
-        )  # fmt: skip
-        started.append(Running(app, client, lifespan))
-        return started[-1]
-
-    yield start
-    for running in reversed(started):
-        await running.stop()
 
 
 async def _create_op(app: FastAPI, orbit_id: int) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from tests.fake_openstack import FakeOpenStack
 from tests.helpers import create_params
 from tests.resilience import killpoints as kp

@@ -7,6 +7,8 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+
+from sog_api.cloud.openstack_convert import TAG_KEY
 from tests.fake_openstack import FakeOpenStack
 from tests.helpers import create_params
 from tests.resilience import killpoints as kp
@@ -20,8 +22,6 @@ from tests.resilience.harness import (
     server_posts,
     volume_posts,
 )
-
-from sog_api.cloud.openstack_convert import TAG_KEY
 
 pytestmark = pytest.mark.slow
 

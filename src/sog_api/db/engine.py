@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import event
@@ -12,7 +13,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from sog_api.db.errors import detect_disconnects, is_unavailable
 from sog_api.settings import Settings
+
+log = logging.getLogger("sog_api.db")
 
 READ_ONLY = "sog_read_only"
 """Execution option of the engine that read-only requests use (see ``read_only``)."""
@@ -28,7 +32,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         )
         _sqlite_pragmas(engine)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
@@ -45,6 +49,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
             },
         },
     )
+    detect_disconnects(engine)
+    return engine
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:
@@ -73,9 +79,26 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
+class Session(AsyncSession):
+    """A session whose closing never fails because the database went away meanwhile.
+
+    Closing rolls back what is still open; when the server is gone that rollback fails, but there
+    is nothing left to undo. Raising then would turn an answer already sent into a crash of the
+    request (the session of a request is closed after its response started).
+    """
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            log.warning("session_close_failed error=%s", type(exc).__name__)
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Session factory; objects stay usable after commit."""
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, class_=Session)
 
 
 def read_only(engine: AsyncEngine) -> AsyncEngine:

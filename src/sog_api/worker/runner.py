@@ -24,12 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sog_api.cloud.base import CloudBackend, CloudError
 from sog_api.db.base import utcnow
+from sog_api.db.errors import is_unavailable
 from sog_api.operations import models as opm
 from sog_api.operations.models import Operation
 from sog_api.settings import Settings
 from sog_api.worker import orbit_flows as _orbit_flows  # noqa: F401  (registers the flows)
 from sog_api.worker import volume_flows as _volume_flows  # noqa: F401  (registers the flows)
-from sog_api.worker.apply import apply_step
+from sog_api.worker.apply import apply_step, backoff_seconds
 from sog_api.worker.context import ActionContext
 from sog_api.worker.flows import FLOWS, Flow, Step, locked
 from sog_api.worker.poller import Poller
@@ -37,6 +38,14 @@ from sog_api.worker.poller import Poller
 log = logging.getLogger("sog_api.worker")
 
 MAX_UNEXPECTED_ATTEMPTS = 5
+
+
+def _log_loop_error(event: str, exc: Exception) -> None:
+    """A database that is away is expected now and then: one line, no traceback."""
+    if is_unavailable(exc):
+        log.warning("%s database_unavailable error=%s", event, type(exc).__name__)
+    else:
+        log.exception(event)
 
 
 class Worker:
@@ -96,8 +105,8 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 worked = await self.run_once()
-            except Exception:
-                log.exception("runner_error runner=%s", n)
+            except Exception as exc:
+                _log_loop_error("runner_error", exc)
                 worked = False
             if not worked:
                 await self._sleep(self.settings.worker_poll_interval, wakeable=True)
@@ -107,8 +116,8 @@ class Worker:
             try:
                 await self.poller.poll_once()
                 await self.poller.reconcile_if_due()
-            except Exception:
-                log.exception("poller_error")
+            except Exception as exc:
+                _log_loop_error("poller_error", exc)
             await self._sleep(self.settings.worker_poll_interval, wakeable=False)
 
     async def _sleep(self, seconds: float, *, wakeable: bool) -> None:
@@ -197,15 +206,20 @@ class Worker:
             return Step.fail(f"internal: no action for stage {op.stage}")
         context = ActionContext(op, self.cloud, self.settings, self.sessions)
         timeout = self.settings.worker_step_timeout
+        limit = asyncio.timeout(timeout)
         try:
-            return await asyncio.wait_for(action(context), timeout)
+            async with limit:
+                return await action(context)
         except CloudError as exc:
             if exc.transient:
                 return Step.retry(exc.message, delay=exc.retry_after)
             return Step.fail(exc.message)
-        except TimeoutError:
-            return Step.retry(f"The cloud did not answer within {timeout:.0f} s.")
         except Exception as exc:
+            if limit.expired():
+                return Step.retry(f"The step did not finish within {timeout:g} s.")
+            if is_unavailable(exc):  # not the operation's fault: no attempt counts against it
+                log.warning("action_database_unavailable op=%s error=%s", op.id, type(exc).__name__)
+                return Step.retry("The database was unavailable; retrying.", backoff_seconds(1))
             log.exception("action_error op=%s kind=%s stage=%s", op.id, op.kind, op.stage)
             if op.attempts >= MAX_UNEXPECTED_ATTEMPTS:
                 return Step.fail(f"internal error: {type(exc).__name__}")
