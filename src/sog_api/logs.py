@@ -3,7 +3,7 @@
 The code logs through the standard library (``log.info("orbit_booted orbit_id=%s", ...)``);
 structlog's formatter renders every record, including uvicorn's and alembic's, the same way.
 Control characters in messages (a path with an encoded newline, say) cannot forge extra lines:
-the text renderer escapes them and JSON encodes them.
+the text renderer escapes them and JSON encodes them. Tracebacks never show local variables.
 """
 
 from __future__ import annotations
@@ -34,7 +34,12 @@ def configure_logging(settings: Settings) -> None:
         renderer: Any = structlog.processors.JSONRenderer()
         shared.append(structlog.processors.format_exc_info)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=False)
+        # plain tracebacks: the default (rich, with every frame's local variables) writes
+        # settings, keys and connection passwords into the log, and takes seconds to render,
+        # during which the event loop serves nobody
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
         shared.append(_escape_controls)
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
