@@ -13,6 +13,7 @@ from tests.conftest import PG_URL
 from tests.fake_openstack import FakeOpenStack
 from tests.resilience.harness import (
     CloudApp,
+    Launcher,
     Processes,
     cloud_apps,
     postgres_database,
@@ -40,8 +41,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def fake() -> Iterator[FakeOpenStack]:
-    """The fake cloud; transitions take a fifth of their base durations (a build: 0.6 s)."""
-    with FakeOpenStack(delay_scale=0.2) as cloud:
+    """The fake cloud; transitions take a tenth of their base durations (a build: 0.3 s)."""
+    with FakeOpenStack(delay_scale=0.1) as cloud:
         yield cloud
 
 
@@ -79,18 +80,26 @@ def one_db_url(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def launcher() -> Iterator[Launcher]:
+    """What forks the `sog-api` processes (sog-api imported once for the whole run)."""
+    made = Launcher()
+    yield made
+    made.close()
+
+
 @pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Callable[..., Processes]]:
-    """``processes(database_url, fake)``: a launcher of `sog-api` subprocesses; every one of
-    them is SIGKILLed at the end of the test."""
+def processes(launcher: Launcher, tmp_path: Path) -> Iterator[Callable[..., Processes]]:
+    """``processes(database_url, fake)``: starts `sog-api` processes; every one of them is
+    SIGKILLed at the end of the test."""
     made: list[Processes] = []
 
-    def launcher(database_url: str, fake: FakeOpenStack | None) -> Processes:
-        procs = Processes(tmp_path, process_env(tmp_path, database_url, fake))
+    def start(database_url: str, fake: FakeOpenStack | None) -> Processes:
+        procs = Processes(launcher, tmp_path, process_env(tmp_path, database_url, fake))
         made.append(procs)
         return procs
 
-    yield launcher
+    yield start
     for procs in made:
         procs.kill_all()
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -30,7 +33,6 @@ from tests.conftest import TEST_API_KEY, db_rows, make_settings
 from tests.fake_openstack import FakeOpenStack, JournalEntry
 
 T = TypeVar("T")
-SOG_API = str(Path(sys.executable).with_name("sog-api"))
 AUTH_HEADERS = {"Authorization": f"Token {TEST_API_KEY}"}
 
 # Short leases and polls keep these tests at seconds; every process of a test gets them.
@@ -94,34 +96,81 @@ def sqlite_database(directory: Path) -> Iterator[str]:
 # -- processes ---------------------------------------------------------------------------------
 
 
+class Launcher:
+    """Forks `sog-api` processes from one that imported sog-api already (see ``zygote.py``):
+    each is a process of its own, in its own session, running the `sog-api` command line."""
+
+    def __init__(self) -> None:
+        root = Path(__file__).resolve().parents[2]
+        self._zygote = subprocess.Popen(
+            [sys.executable, "-m", "tests.resilience.zygote"], cwd=root,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)},
+        )  # fmt: skip
+        self._lock = threading.Lock()
+        self._pids: queue.Queue[int] = queue.Queue()
+        self.exit_codes: dict[int, int] = {}
+        self._ready = threading.Event()
+        threading.Thread(target=self._read, name="zygote-reader", daemon=True).start()
+        if not self._ready.wait(60):
+            raise RuntimeError("the zygote did not start")
+
+    def _read(self) -> None:
+        assert self._zygote.stdout is not None
+        for line in self._zygote.stdout:
+            message = json.loads(line)
+            if "ready" in message:
+                self._ready.set()
+            elif "pid" in message:
+                self._pids.put(int(message["pid"]))
+            elif "exited" in message:
+                self.exit_codes[int(message["exited"])] = int(message["code"])
+
+    def spawn(self, args: list[str], env: dict[str, str], cwd: Path, log: Path) -> int:
+        request = {"args": args, "env": env, "cwd": str(cwd), "log": str(log)}
+        with self._lock:
+            assert self._zygote.stdin is not None
+            self._zygote.stdin.write((json.dumps(request) + "\n").encode())
+            self._zygote.stdin.flush()
+            return self._pids.get(timeout=30)
+
+    def close(self) -> None:
+        if self._zygote.stdin is not None:
+            self._zygote.stdin.close()
+        self._zygote.wait(timeout=10)
+
+
 @dataclass
 class Proc:
-    """One `sog-api` subprocess, its own process group, its output in a file."""
+    """One `sog-api` process, its own session and process group, its output in a file."""
 
     name: str
-    popen: subprocess.Popen[bytes]
+    pid: int
+    launcher: Launcher
     log_path: Path
     env: dict[str, str]
     port: int | None = None
 
     @property
-    def pid(self) -> int:
-        return self.popen.pid
+    def returncode(self) -> int | None:
+        """The exit status once it ended (negative: the signal that ended it)."""
+        return self.launcher.exit_codes.get(self.pid)
 
     @property
     def alive(self) -> bool:
-        return self.popen.poll() is None
+        return self.returncode is None
 
     def kill(self) -> None:
-        """SIGKILL: no cleanup of any kind runs."""
+        """SIGKILL its whole process group: no cleanup of any kind runs. Waits for the end."""
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        self.popen.wait(timeout=10)
+            os.killpg(self.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while self.alive and time.monotonic() < deadline:
+            time.sleep(0.002)
 
     def terminate(self) -> None:
         """SIGTERM: ask for a graceful stop (does not wait)."""
         with contextlib.suppress(ProcessLookupError):
-            os.kill(self.popen.pid, signal.SIGTERM)
+            os.kill(self.pid, signal.SIGTERM)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -134,8 +183,9 @@ class Proc:
 
 @dataclass
 class Processes:
-    """Starts `sog-api` subprocesses with a common environment and kills every one at the end."""
+    """Starts `sog-api` processes with a common environment and kills every one at the end."""
 
+    launcher: Launcher
     directory: Path
     env: dict[str, str]
     started: list[Proc] = field(default_factory=list)
@@ -143,12 +193,8 @@ class Processes:
     def _spawn(self, name: str, args: list[str], extra: dict[str, str]) -> Proc:
         env = {**self.env, **extra}
         log_path = self.directory / f"{name}-{len(self.started)}.log"
-        with log_path.open("wb") as out:
-            popen = subprocess.Popen(
-                [SOG_API, *args], cwd=self.directory, env=env, stdout=out,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        proc = Proc(name, popen, log_path, env)
+        pid = self.launcher.spawn(args, env, self.directory, log_path)
+        proc = Proc(name, pid, self.launcher, log_path, env)
         self.started.append(proc)
         return proc
 
@@ -304,7 +350,8 @@ async def wait_exit(proc: Proc, timeout: float = 30.0) -> int:
         if time.monotonic() > deadline:
             raise AssertionError(f"{proc.name} did not exit\n{proc.tail()}")
         await asyncio.sleep(0.02)
-    return int(proc.popen.returncode)
+    assert proc.returncode is not None
+    return proc.returncode
 
 
 # -- the app with its own worker on the fake OpenStack, in this process ------------------------

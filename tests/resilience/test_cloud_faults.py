@@ -48,8 +48,8 @@ class TestSlowCloud:
         self, cloud_app: CloudApp, fake: FakeOpenStack
     ) -> None:
         # the POST takes twice the lease: the claim must not expire under the step in hand
-        running = await cloud_app(worker_lease_seconds=1.0)
-        fake.faults.latency("POST", r"/servers$", 2.0, times=1)
+        running = await cloud_app(worker_lease_seconds=0.6)
+        fake.faults.latency("POST", r"/servers$", 1.2, times=1)
         orbit = await create_orbit(running.client)
         await wait_status(running.client, orbit["id"], "RUNNING")
         op = await _create_op(running.app, orbit["id"])
@@ -59,9 +59,9 @@ class TestSlowCloud:
     async def test_a_create_slower_than_the_step_timeout_makes_one_server(
         self, cloud_app: CloudApp, fake: FakeOpenStack
     ) -> None:
-        # the step gives up after 0.5 s; its retry must not overlap the POST still on its way
-        running = await cloud_app(worker_step_timeout=0.5)
-        fake.faults.latency("POST", r"/servers$", 1.5, times=1)
+        # the step gives up after 0.3 s; its retry must not overlap the POST still on its way
+        running = await cloud_app(worker_step_timeout=0.3)
+        fake.faults.latency("POST", r"/servers$", 1.0, times=1)
         orbit = await create_orbit(running.client)
         await wait_status(running.client, orbit["id"], "RUNNING")
         op = await _create_op(running.app, orbit["id"])
@@ -108,10 +108,10 @@ class TestTransientErrors:
         running = await cloud_app()
         fake.stop()  # connection refused, for everything
         orbits = [await create_orbit(running.client, vm_name=f"o{n}") for n in range(3)]
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.8)
         fake.start()  # back on the same port, then every request failing for a while
         outage = fake.faults.fail("*", r"/(compute|volume)/", 503, times=None)
-        await asyncio.sleep(2.0)
+        await asyncio.sleep(1.5)
         fake.faults.clear()
         for orbit in orbits:
             await wait_status(running.client, orbit["id"], "RUNNING", timeout=30)
@@ -120,7 +120,7 @@ class TestTransientErrors:
         for operation in operations:
             assert operation["state"] == "succeeded"
             assert _once(fake, operation["id"]) == (1, 1, 1, 1)
-        # backing off: a few tries per operation in 2 s of 503s, not one per poll (0.05 s)
+        # backing off: a few tries per operation in 1.5 s of 503s, not one per poll (0.05 s)
         tries = [e for e in fake.requests("GET", r"/volumes/detail$") if "metadata" in e.query]
         refused = [e for e in tries if e.status == 503]
         assert 0 < len(refused) <= 3 * 5, len(refused)
@@ -130,7 +130,7 @@ class TestTransientErrors:
         self, cloud_app: CloudApp, fake: FakeOpenStack
     ) -> None:
         running = await cloud_app()
-        fake.delays["build"] = 7.5  # 1.5 s: the poller lists servers while it builds
+        fake.delays["build"] = 10.0  # 1 s: the poller lists servers while it builds
         orbit = await create_orbit(running.client)
         await eventually(
             lambda: asyncio.sleep(0, fake.requests("POST", r"/servers$") or None), "server POST"

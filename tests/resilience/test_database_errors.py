@@ -75,7 +75,7 @@ async def test_a_lock_timeout_in_a_step_is_retried_not_failed(
 ) -> None:
     running = await pg_cloud_app(db_statement_timeout=1.0)
     # four refused look-ups first: the fifth attempt is the one that meets the database error
-    fake.faults.fail("GET", r"/volumes/detail$", 503, times=4, retry_after=0.3)
+    fake.faults.fail("GET", r"/volumes/detail$", 503, times=4, retry_after=0.15)
     orbit = await create_orbit(running.client)
     blocker = await asyncpg.connect(_dsn(pg_url))
     try:

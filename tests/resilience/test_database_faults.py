@@ -105,14 +105,14 @@ async def test_postgres_restarted_under_load(
     worker = procs.worker()
     load = Load(f"http://127.0.0.1:{api.port}")
     load.start()
-    await asyncio.sleep(1.0)
+    await asyncio.sleep(0.6)
     t0 = time.monotonic()
     await asyncio.to_thread(private_pg.stop, "fast")  # every session ends, connections refused
     down = time.monotonic()
-    await asyncio.sleep(2.5)
+    await asyncio.sleep(1.5)
     await asyncio.to_thread(private_pg.start)
     up = time.monotonic()
-    await asyncio.sleep(3.0)
+    await asyncio.sleep(1.5)
     await load.finish()
 
     samples = load.samples
