@@ -4,6 +4,7 @@ worker stopped with SIGTERM. Every accepted request completes exactly once."""
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -171,17 +172,27 @@ class TestGracefulStop:
     so only a worker that finished or released its claim lets another go on at once."""
 
     async def _sigterm_during_server_step(
-        self, api: ApiHandle, fake: FakeOpenStack, procs: Processes, latency: float, **env: str
-    ) -> int:
+        self, api: ApiHandle, fake: FakeOpenStack, procs: Processes, latency: float,
+        command: str = "worker", **env: str,
+    ) -> int:  # fmt: skip
         fake.faults.latency("POST", r"/servers$", latency, times=1)
-        first = procs.worker("first", SOG_WORKER_LEASE_SECONDS="60", **env)
+        env = {"SOG_WORKER_LEASE_SECONDS": "60", **env}
+        if command == "serve":  # the API with its in-process worker, stopped by uvicorn
+            first = await procs.server("first", **env)
+        else:
+            first = procs.worker("first", **env)
         stopper = fake.on_request(lambda e: kp.SERVER_LOOKUP(e) and first.terminate())
         try:
             response = await api.http.post("/vms/create/", params=create_params())
             assert response.status_code == 201
-            assert await wait_exit(first) == 0, first.tail()
+            code = await wait_exit(first)
         finally:
             stopper()
+        if command == "serve":  # uvicorn raises the signal again once it has shut down
+            assert code in (0, -signal.SIGTERM), first.tail()
+            assert "Application shutdown complete" in first.log()
+        else:
+            assert code == 0, first.tail()
         return int(response.json()["id"])
 
     async def test_the_step_in_hand_is_finished(
@@ -201,13 +212,14 @@ class TestGracefulStop:
             await _all(api.http, {orbit_id}, "RUNNING", procs)
             _exactly_once(fake, list((await _create_ops(api)).values()))
 
+    @pytest.mark.parametrize("command", ["worker", "serve"])
     async def test_a_step_that_cannot_finish_in_time_is_released(
-        self, pg_url: str, fake: FakeOpenStack, processes: Callable[..., Processes]
+        self, pg_url: str, fake: FakeOpenStack, processes: Callable[..., Processes], command: str
     ) -> None:
         procs = processes(pg_url, fake)
         async with inprocess_api(pg_url) as api:
             orbit_id = await self._sigterm_during_server_step(
-                api, fake, procs, 1.5, SOG_WORKER_SHUTDOWN_GRACE="0.2"
+                api, fake, procs, 1.5, command, SOG_WORKER_SHUTDOWN_GRACE="0.2"
             )
             row = await _op_row(api)
             assert (row["state"], row["stage"], row["lease_owner"]) == ("queued", "server", None)
