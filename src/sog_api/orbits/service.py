@@ -220,6 +220,12 @@ async def create_orbits(
     return Outcome(orbits, first_op)
 
 
+def root_nickname(vm_name: str) -> str:
+    """The root volume's name: the orbit's, cut so that it fits the column with "-root"."""
+    suffix = "-root"
+    return vm_name[: vm.NICKNAME_LENGTH - len(suffix)] + suffix
+
+
 def _root_volume(
     orbit: Orbit, query: OrbitCreateQuery, image: Image | None, boot_volume: Volume | None,
     project_id: int,
@@ -231,7 +237,7 @@ def _root_volume(
         return boot_volume
     assert image is not None
     return Volume(
-        project_id=project_id, nickname=f"{orbit.vm_name}-root", size_gb=query.root_size,
+        project_id=project_id, nickname=root_nickname(orbit.vm_name), size_gb=query.root_size,
         status=vm.V_CREATING, is_root=True, is_bootable=True, source_image_id=image.id,
         orbit_id=orbit.id, availability_zone=query.availability_zone,
     )  # fmt: skip

@@ -22,6 +22,7 @@ V_DELETED = "DELETED"
 VOLUME_STATUSES = (
     V_CREATING, V_AVAILABLE, V_ATTACHING, V_RUNNING, V_DETACHING, V_RESIZING, V_DELETING, V_ERROR,
 )  # fmt: skip
+NICKNAME_LENGTH = 255
 VOLUME_TRANSITIONAL = frozenset({V_CREATING, V_ATTACHING, V_DETACHING, V_RESIZING, V_DELETING})
 
 
@@ -34,7 +35,7 @@ class Volume(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
-    nickname: Mapped[str] = mapped_column(String(255))
+    nickname: Mapped[str] = mapped_column(String(NICKNAME_LENGTH))
     size_gb: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     is_root: Mapped[bool] = mapped_column(Boolean, default=False)
