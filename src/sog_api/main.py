@@ -21,7 +21,12 @@ from sog_api.catalog.router import router as catalog_router
 from sog_api.cloud.factory import build_cloud
 from sog_api.db import migrate
 from sog_api.db.engine import create_engine, create_sessionmaker, read_only
-from sog_api.errors import ServiceUnavailable, install_error_handlers, responses
+from sog_api.errors import (
+    ServiceUnavailable,
+    document_errors,
+    install_error_handlers,
+    responses,
+)
 from sog_api.http import RAW_QUERY, SlashRouter
 from sog_api.metrics import Metrics, metrics_router
 from sog_api.operations.router import router as operations_router
@@ -170,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    _health_router(), metrics_router()):  # fmt: skip
         app.include_router(router)
     install_auth(app)  # after the routers, inside RequestContext
+    document_errors(app)
     app.add_middleware(RequestContext)
     return app
 

@@ -99,8 +99,11 @@ async def patch_orbit(
     status_code=201,
     response_model=OrbitDetail | list[OrbitDetail],
     responses={
-        **responses(409, 422),
-        200: {"description": "A replay of an earlier identical request"},
+        **responses(403, 409, 422),
+        200: {
+            "description": "A replay of an earlier identical request: what it made",
+            "model": OrbitDetail | list[OrbitDetail],
+        },
     },
 )
 async def create_orbit(
@@ -153,7 +156,7 @@ async def list_resize_options(
 
 
 @router.post("/vms/{orbit_id}/resize/", status_code=202, response_model=OrbitDetail,
-             responses=responses(404, 409, 422))  # fmt: skip
+             responses=responses(403, 404, 409, 422))  # fmt: skip
 async def resize_orbit(
     request: Request,
     orbit_id: IdPath,
@@ -178,7 +181,7 @@ async def resize_orbit(
     response_model=OrbitDetail,
     responses={
         **responses(404, 409, 422),
-        200: {"description": "A replay of an earlier identical action"},
+        200: {"description": "A replay of an earlier identical action", "model": OrbitDetail},
     },
 )
 async def act_on_orbit(
