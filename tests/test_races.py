@@ -221,6 +221,46 @@ class TestVolumeRaces:
             params = op["params"] if isinstance(op["params"], dict) else json.loads(op["params"])
             assert params["size_gb"] == (80, 120)[responses.index(winner)]
 
+    async def test_create_attached_to_an_orbit_being_deleted(
+        self, app: FastAPI, clients: list[httpx.AsyncClient]
+    ) -> None:
+        for _ in range(ROUNDS):
+            orbit_id = await make_orbit(app)
+            a, b = clients
+            create = {"nickname": "data", "capacity": 20, "attach_to": orbit_id}
+            volumes = await db_rows(app, "SELECT id FROM volumes")
+            made, deleted = await race(
+                a.post("/volume/create/", params=create), b.post(f"/vms/{orbit_id}/delete/")
+            )
+            assert sorted([made.status_code, deleted.status_code]) in ([201, 409], [202, 409])
+            if made.status_code == 201:
+                assert deleted.json()["code"] == "volume_busy"
+                assert deleted.json()["detail"] == volume_busy("CREATING")
+            else:
+                assert made.json()["code"] == "orbit_busy"
+                assert made.json()["detail"] == busy("DELETING")
+                assert await db_rows(app, "SELECT id FROM volumes") == volumes  # none made
+
+    @pytest.mark.parametrize("change", ["attach", "detach"])
+    async def test_volume_change_and_orbit_delete(
+        self, app: FastAPI, clients: list[httpx.AsyncClient], change: str
+    ) -> None:
+        for _ in range(ROUNDS):
+            orbit_id = await make_orbit(app)
+            if change == "attach":
+                volume_id = await make_volume(app)
+                path, status = f"/volume/{volume_id}/attach/{orbit_id}/", "ATTACHING"
+            else:
+                volume_id = await make_volume(app, status="RUNNING", orbit_id=orbit_id)
+                path, status = f"/volume/{volume_id}/detach/", "DETACHING"
+            a, b = clients
+            responses = await race(a.post(path), b.post(f"/vms/{orbit_id}/delete/"))
+            winner = one_winner(responses)
+            if winner.json().get("status") == "DELETING":
+                assert refusals(responses) == {("orbit_busy", busy("DELETING"))}
+            else:
+                assert refusals(responses) == {("volume_busy", volume_busy(status))}
+
 
 class TestIdempotency:
     async def test_racing_repeats_answer_the_first_result(

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sog_api.catalog import repository as catalog
 from sog_api.catalog.models import Flavor, Image
 from sog_api.errors import Conflict, InvalidParameter, NotFound
-from sog_api.operations.models import IdempotencyKey, Operation
+from sog_api.operations.models import OPEN_STATES, IdempotencyKey, Operation
 from sog_api.operations.service import claim_key, new_operation, remembered_response, request_hash
 from sog_api.orbits import models as m
 from sog_api.orbits.models import Orbit
@@ -87,6 +87,25 @@ async def get_orbit(
 def _refuse_if_busy(orbit: Orbit) -> None:
     if orbit.status in m.TRANSITIONAL:
         raise Conflict(busy_message(orbit.status), code="orbit_busy")
+
+
+async def _refuse_if_volume_busy(session: AsyncSession, orbit: Orbit) -> None:
+    """A volume being made for, attached to or detached from the orbit holds its delete back.
+
+    Those changes lock the orbit's row too, so whichever of the two commits first wins.
+    """
+    volume = await session.scalar(
+        select(Volume)
+        .join(Operation, Operation.volume_id == Volume.id)
+        .where(
+            Operation.orbit_id == orbit.id,
+            Operation.kind.startswith("volume."),
+            Operation.state.in_(OPEN_STATES),
+        )
+        .limit(1)
+    )
+    if volume is not None:
+        raise Conflict(vm.busy_message(volume.status), code="volume_busy")
 
 
 def _start(
@@ -291,9 +310,10 @@ async def update_orbit(
 async def delete_orbit(
     session: AsyncSession, settings: Settings, project_id: int, orbit_id: int
 ) -> Outcome:
-    """Start deleting a settled orbit (ERROR included)."""
+    """Start deleting a settled orbit (ERROR included) that no volume change is waiting on."""
     orbit = await get_orbit(session, project_id, orbit_id, lock=True)
     _refuse_if_busy(orbit)
+    await _refuse_if_volume_busy(session, orbit)
     operation = _start(session, settings, orbit, m.DELETING, "orbit.delete", "delete_server")
     await session.flush()
     return Outcome([orbit], operation.id)

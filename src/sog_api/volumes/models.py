@@ -26,6 +26,11 @@ NICKNAME_LENGTH = 255
 VOLUME_TRANSITIONAL = frozenset({V_CREATING, V_ATTACHING, V_DETACHING, V_RESIZING, V_DELETING})
 
 
+def busy_message(status: str) -> str:
+    """The seed's refusal for a volume in the middle of a change."""
+    return f"Volume is in {status.capitalize()} status, please wait until it finish."
+
+
 class Volume(Base):
     __tablename__ = "volumes"
     __table_args__ = (
