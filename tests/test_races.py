@@ -262,6 +262,26 @@ class TestVolumeRaces:
                 assert refusals(responses) == {("volume_busy", volume_busy(status))}
 
 
+class TestQuotaRaces:
+    async def test_racing_creates_cannot_both_slip_under_a_quota(
+        self, app: FastAPI, clients: list[httpx.AsyncClient]
+    ) -> None:
+        await db_update(app, Project, 1, quota_orbits=1, quota_volume_gb=40)
+        pick = spread(clients)
+        orbits = await race(*[next(pick).post("/vms/create/", params=create_params())
+                              for _ in range(4)])  # fmt: skip
+        assert sorted(r.status_code for r in orbits) == [201, 403, 403, 403]
+        assert {r.json()["code"] for r in orbits if r.status_code == 403} == {"quota_exceeded"}
+        volumes = await race(  # the orbit's root volume uses 20 of the 40 GB
+            *[next(pick).post("/volume/create/", params={"nickname": "d", "capacity": 20})
+              for _ in range(3)]
+        )  # fmt: skip
+        assert sorted(r.status_code for r in volumes) == [201, 403, 403]
+        assert len(await db_rows(app, "SELECT id FROM orbits")) == 1
+        assert len(await db_rows(app, "SELECT id FROM volumes")) == 2
+        assert len(await db_rows(app, "SELECT id FROM idempotency_keys")) == 1
+
+
 class TestIdempotency:
     async def test_racing_repeats_answer_the_first_result(
         self, app: FastAPI, clients: list[httpx.AsyncClient]
