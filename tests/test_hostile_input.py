@@ -286,6 +286,9 @@ async def attack(client: httpx.AsyncClient, route: Route, ids: dict[str, str]) -
                     found.wrong.append(f"{what}: expected 404, got {response.status_code}")
             else:
                 check_refusal(found, what, response, where, name)
+            secret = decoded(raw) if name == "admin_pwd" else None
+            if secret and len(secret) >= 8 and secret in response.text:
+                found.wrong.append(f"{what}: the password was echoed")
             if response.status_code >= 400 and not response.headers.get(
                 "content-type", ""
             ).startswith("application/problem+json"):
