@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -64,6 +64,18 @@ async def clients(app: FastAPI, settings: Settings) -> AsyncIterator[list[httpx.
         finally:
             for client in made:
                 await client.aclose()
+
+
+@pytest.fixture
+async def quotas(app: FastAPI) -> AsyncIterator[Callable[..., Awaitable[None]]]:
+    """``await quotas(quota_orbits=1)``: limits of the default project, lifted afterwards
+    (on PostgreSQL its row outlives the test)."""
+
+    async def limit(**values: int | None) -> None:
+        await db_update(app, Project, 1, **values)
+
+    yield limit
+    await limit(quota_orbits=None, quota_vcpus=None, quota_ram_gb=None, quota_volume_gb=None)
 
 
 async def race(*requests: Awaitable[httpx.Response]) -> list[httpx.Response]:
@@ -264,9 +276,9 @@ class TestVolumeRaces:
 
 class TestQuotaRaces:
     async def test_racing_creates_cannot_both_slip_under_a_quota(
-        self, app: FastAPI, clients: list[httpx.AsyncClient]
+        self, app: FastAPI, clients: list[httpx.AsyncClient], quotas: Any
     ) -> None:
-        await db_update(app, Project, 1, quota_orbits=1, quota_volume_gb=40)
+        await quotas(quota_orbits=1, quota_volume_gb=40)
         pick = spread(clients)
         orbits = await race(*[next(pick).post("/vms/create/", params=create_params())
                               for _ in range(4)])  # fmt: skip
@@ -359,7 +371,7 @@ class TestIdempotency:
         assert (mismatch.status_code, mismatch.json()["code"]) == (409, "idempotency_mismatch")
 
     async def test_a_refused_first_attempt_leaves_the_key_free(
-        self, client: httpx.AsyncClient, app: FastAPI
+        self, client: httpx.AsyncClient, app: FastAPI, quotas: Any
     ) -> None:
         orbit_id = await make_orbit(app, status="PAUSING")
         action = {"action": "reboot", "orbit_id": orbit_id, "transaction_id": "later"}
@@ -369,11 +381,11 @@ class TestIdempotency:
         assert (await client.post("/vms/action/", params=action)).status_code == 202
         assert (await client.post("/vms/action/", params=action)).status_code == 200
 
-        await db_update(app, Project, 1, quota_orbits=1)  # the orbit above uses it up
+        await quotas(quota_orbits=1)  # the orbit above uses it up
         create = create_params(transaction_id="after-quota")
         over = await client.post("/vms/create/", params=create)
         assert (over.status_code, over.json()["code"]) == (403, "quota_exceeded")
-        await db_update(app, Project, 1, quota_orbits=None)
+        await quotas(quota_orbits=None)
         assert (await client.post("/vms/create/", params=create)).status_code == 201
         keys = await db_rows(app, "SELECT transaction_id FROM idempotency_keys ORDER BY id")
         assert keys == [{"transaction_id": "later"}, {"transaction_id": "after-quota"}]
