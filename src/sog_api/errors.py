@@ -137,16 +137,51 @@ def problem_response(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# Answered by the request limits before any route runs, whatever the operation.
+EVERY_OPERATION = {
+    "413": "The request body is too large (parameters travel in the query string)",
+    "414": "The URL is too long",
+}
+
+
+def problem_declaration(description: str) -> dict[str, Any]:
+    """One documented error response: a problem document, and nothing else."""
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}}}
+
+
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI response declarations for the error statuses a route can answer."""
-    return {
-        status: {
-            "model": Problem,
-            "description": HTTPStatus(status).phrase,
-            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        }
-        for status in statuses
-    }
+    return {status: problem_declaration(HTTPStatus(status).phrase) for status in statuses}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the error handlers send.
+
+    Every error is a problem document (``application/problem+json``): FastAPI's own 422
+    declaration (``HTTPValidationError`` as ``application/json``) is replaced, and the
+    statuses the request limits answer for any path are declared on every operation.
+    """
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault(
+            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                declared = operation.setdefault("responses", {})
+                if "422" in declared:
+                    declared["422"] = problem_declaration(declared["422"]["description"])
+                for status, description in EVERY_OPERATION.items():
+                    declared.setdefault(status, problem_declaration(description))
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _clean_errors(raw: Sequence[Any]) -> list[dict[str, Any]]:

@@ -4,30 +4,94 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import unquote_plus, unquote_to_bytes
 
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    PlainSerializer,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 MAX_DB_INT = 2_147_483_647
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: Unicode's "Cc"
+_DECIMAL = re.compile(r"-?[0-9]+")
+
+RAW_QUERY: ContextVar[bytes] = ContextVar("raw_query", default=b"")
+"""The current request's query string as it came (set by the request context middleware)."""
 
 
 def _strict_bool(value: Any) -> Any:
     if isinstance(value, bool):
         return value
     if isinstance(value, str):
-        lowered = value.strip().lower()
+        lowered = value.lower()
         if lowered in _TRUE:
             return True
         if lowered in _FALSE:
             return False
     raise ValueError("must be one of true, false, 1, 0, yes, no")
+
+
+def _decimal(value: Any) -> Any:
+    """Only ASCII decimal digits make an integer: not "1.0", " 1", "+1", "1_0" or "0x1"."""
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        raise PydanticCustomError(
+            "int_parsing", "Input should be a valid integer, unable to parse string as an integer"
+        )
+    return value
+
+
+def refuse_nul(value: Any) -> Any:
+    """Text may hold anything but NUL (PostgreSQL cannot store it, and no client means it)."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _raw_values(query: bytes) -> dict[str, list[bytes]]:
+    """Each parameter's values in a query string, percent-decoded to bytes (not yet text)."""
+    values: dict[str, list[bytes]] = {}
+    for pair in query.split(b"&"):
+        if not pair:
+            continue
+        name, _, value = pair.partition(b"=")
+        key = unquote_plus(name.decode("latin-1"))
+        values.setdefault(key, []).append(unquote_to_bytes(value.replace(b"+", b" ")))
+    return values
+
+
+class QueryModel(BaseModel):
+    """The base of every query-string model: each parameter it knows is given at most once,
+    in UTF-8 and without NUL. Parameters it does not know are ignored, as the contract says.
+
+    Starlette decodes the query string leniently (invalid UTF-8 becomes U+FFFD, and a repeated
+    parameter silently keeps one value); the raw query string tells what was really sent.
+    """
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _well_formed(cls, value: Any, info: ValidationInfo) -> Any:
+        raw = _raw_values(RAW_QUERY.get()).get(info.field_name or "", [])
+        if len(raw) > 1:
+            raise ValueError("must be given once")
+        if raw:
+            try:
+                raw[0].decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError("must be valid UTF-8 text") from None
+        return refuse_nul(value)
 
 
 def _printable(value: str) -> str:
@@ -41,10 +105,15 @@ def _printable(value: str) -> str:
 QueryBool = Annotated[bool, BeforeValidator(_strict_bool)]
 """A boolean query parameter: true/false/1/0/yes/no, case-insensitive, nothing else."""
 
+WholeNumber = Annotated[int, BeforeValidator(_decimal)]
+"""An integer parameter written in decimal digits (an optional minus sign, nothing else)."""
+
 Printable = Annotated[str, AfterValidator(_printable)]
 """Text without control characters and not blank."""
 
-IdPath = Annotated[int, Path(ge=1, le=MAX_DB_INT, description="Primary key")]
+IdPath = Annotated[
+    int, BeforeValidator(_decimal), Path(ge=1, le=MAX_DB_INT, description="Primary key")
+]
 
 
 def format_timestamp(value: datetime) -> str:

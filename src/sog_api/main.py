@@ -21,8 +21,13 @@ from sog_api.catalog.router import router as catalog_router
 from sog_api.cloud.factory import build_cloud
 from sog_api.db import migrate
 from sog_api.db.engine import create_engine, create_sessionmaker, read_only
-from sog_api.errors import ServiceUnavailable, install_error_handlers, responses
-from sog_api.http import SlashRouter
+from sog_api.errors import (
+    ServiceUnavailable,
+    document_errors,
+    install_error_handlers,
+    responses,
+)
+from sog_api.http import RAW_QUERY, SlashRouter
 from sog_api.metrics import Metrics, metrics_router
 from sog_api.operations.router import router as operations_router
 from sog_api.orbits.router import router as orbits_router
@@ -57,7 +62,10 @@ def redact_query(query: str) -> str:
 
 
 class RequestContext:
-    """Give each request an id (X-Request-ID) and log one line for it, secrets redacted."""
+    """Give each request an id (X-Request-ID) and log one line for it, secrets redacted.
+
+    It also keeps the raw query string for the query models (see ``sog_api.http.QueryModel``).
+    """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -80,9 +88,11 @@ class RequestContext:
                 message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
             await send(message)
 
+        token = RAW_QUERY.set(scope.get("query_string", b""))
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            RAW_QUERY.reset(token)
             elapsed = time.perf_counter() - started
             scope["app"].state.metrics.observe(scope, status, elapsed)
             query = redact_query(scope.get("query_string", b"").decode("latin-1"))
@@ -165,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    _health_router(), metrics_router()):  # fmt: skip
         app.include_router(router)
     install_auth(app)  # after the routers, inside RequestContext
+    document_errors(app)
     app.add_middleware(RequestContext)
     return app
 

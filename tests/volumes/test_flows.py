@@ -79,13 +79,18 @@ class TestCloudFailures:
 
 
 class TestOrbitDeletedMeanwhile:
-    async def test_volume_made_for_it_ends_available(self, client: httpx.AsyncClient) -> None:
+    async def test_delete_waits_for_the_volume_made_for_it(self, client: httpx.AsyncClient) -> None:
         orbit = await running_orbit(client)
         volume = await create_volume(client, attach_to=orbit["id"])
+        refused = await client.post(f"/vms/{orbit['id']}/delete/")
+        assert refused.status_code == 409 and refused.json()["code"] == "volume_busy"
+        assert refused.json()["detail"] == (
+            "Volume is in Creating status, please wait until it finish."
+        )
+        await wait_volume(client, volume["id"], "RUNNING")
         response = await client.post(f"/vms/{orbit['id']}/delete/")
         assert response.status_code == 202
         await wait_gone(client, orbit["id"])
-        await wait_operation(client, volume["operation_id"])
         body = await wait_volume(client, volume["id"], "AVAILABLE")
         assert body["orbit_id"] is None and body["partition"] is None
 

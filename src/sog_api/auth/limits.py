@@ -1,4 +1,4 @@
-"""Request size limits: long URLs (414) and large bodies (413) are refused before any work."""
+"""Request limits: long URLs (414), large bodies (413) and line-feed paths are refused early."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ async def send_problem(
 
 
 class RequestLimits:
-    """Refuse URLs longer than ``max_url_length`` and bodies over ``max_body_bytes``."""
+    """Refuse URLs longer than ``max_url_length``, paths ending in a line feed (404) and bodies
+    over ``max_body_bytes``."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_url_length: int) -> None:
         self.app = app
@@ -37,6 +38,12 @@ class RequestLimits:
         if len(raw_path) + len(scope.get("query_string", b"")) > self.max_url:
             detail = f"The URL is longer than {self.max_url} bytes."
             await send_problem(scope, receive, send, 414, "uri_too_long", detail)
+            return
+        if scope["path"].endswith("\n"):
+            # The routers' patterns end in "$", which also matches before a final line feed:
+            # "/volume/%0A" would list volumes and "/vms/vm_details/1/%0A" show orbit 1.
+            detail = "No route matches a path that ends in a line feed."
+            await send_problem(scope, receive, send, 404, "not_found", detail)
             return
         declared = _content_length(scope)
         if declared is not None and declared > self.max_body:

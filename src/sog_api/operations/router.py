@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import Path
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 
 from sog_api.deps import CallerDep, SessionDep
 from sog_api.errors import responses
-from sog_api.http import SlashRouter, Timestamp
+from sog_api.http import SlashRouter, Timestamp, refuse_nul
 from sog_api.operations.models import QUEUED, WAITING, Operation
 from sog_api.operations.service import get_operation
 
@@ -46,7 +46,9 @@ def operation_read(op: Operation) -> OperationRead:
 
 @router.get("/operations/{operation_id}", response_model=OperationRead, responses=responses(404))
 async def get_operation_status(
-    operation_id: Annotated[str, Path(max_length=64)], session: SessionDep, caller: CallerDep
+    operation_id: Annotated[str, Path(max_length=64), AfterValidator(refuse_nul)],
+    session: SessionDep,
+    caller: CallerDep,
 ) -> OperationRead:
     """Show a long operation: its kind, state, stage, progress (0-100) and error if it failed."""
     return operation_read(await get_operation(session, caller.project_id, operation_id))

@@ -76,7 +76,9 @@ async def claim_key(
 
     The unique constraint decides between racing requests: the loser's insert fails (on
     PostgreSQL it waits for the winner's commit first) and it reads the winner's record.
-    A record with other parameters is a 409.
+    A record with other parameters is a 409. Claim the key before checking anything that the
+    first request itself may have changed (a boot volume it took, an orbit since deleted), so
+    that a repeat answers what the first did; a request refused after the claim rolls it back.
     """
     key = IdempotencyKey(
         project_id=project_id, scope=scope, transaction_id=transaction_id,
@@ -106,3 +108,18 @@ async def claim_key(
             ) from None
         return existing, False
     return key, True
+
+
+def remember_response(key: IdempotencyKey | None, body: Any) -> None:
+    """Keep the first answer with its key: a repeat answers exactly that, whatever happened since.
+
+    It is kept as JSON text, so that it comes back byte for byte (JSONB reorders keys).
+    """
+    if key is not None:
+        key.result = {**key.result, "response": json.dumps(body, separators=(",", ":"))}
+
+
+def remembered_response(key: IdempotencyKey) -> Any | None:
+    """The first answer kept by ``remember_response`` (None for keys older than it)."""
+    text = key.result.get("response")
+    return None if text is None else json.loads(text)

@@ -11,6 +11,7 @@ from sog_api.catalog.schemas import FlavorRead
 from sog_api.deps import CallerDep, SessionDep, SettingsDep
 from sog_api.errors import responses
 from sog_api.http import IdPath, SlashRouter, accepted, pagination_headers
+from sog_api.operations.service import remember_response
 from sog_api.orbits import service, views
 from sog_api.orbits.schemas import (
     OrbitActionQuery,
@@ -99,8 +100,11 @@ async def patch_orbit(
     status_code=201,
     response_model=OrbitDetail | list[OrbitDetail],
     responses={
-        **responses(409, 422),
-        200: {"description": "A replay of an earlier identical request"},
+        **responses(403, 409, 422),
+        200: {
+            "description": "A replay of an earlier identical request: what it made",
+            "model": OrbitDetail | list[OrbitDetail],
+        },
     },
 )
 async def create_orbit(
@@ -118,9 +122,12 @@ async def create_orbit(
     """
     async with session.begin():
         outcome = await service.create_orbits(session, settings, caller.project_id, query)
-        documents = [_detail_json(d) for d in await views.details(session, outcome.orbits)]
+        body = outcome.response
+        if body is None:
+            documents = [_detail_json(d) for d in await views.details(session, outcome.orbits)]
+            body = documents[0] if query.vm_count == 1 and len(documents) == 1 else documents
+            remember_response(outcome.key, body)
     wake_worker(request)
-    body = documents[0] if query.vm_count == 1 and len(documents) == 1 else documents
     return accepted(body, outcome.operation_id, 200 if outcome.replay else 201)
 
 
@@ -153,7 +160,7 @@ async def list_resize_options(
 
 
 @router.post("/vms/{orbit_id}/resize/", status_code=202, response_model=OrbitDetail,
-             responses=responses(404, 409, 422))  # fmt: skip
+             responses=responses(403, 404, 409, 422))  # fmt: skip
 async def resize_orbit(
     request: Request,
     orbit_id: IdPath,
@@ -178,7 +185,7 @@ async def resize_orbit(
     response_model=OrbitDetail,
     responses={
         **responses(404, 409, 422),
-        200: {"description": "A replay of an earlier identical action"},
+        200: {"description": "A replay of an earlier identical action", "model": OrbitDetail},
     },
 )
 async def act_on_orbit(
@@ -191,6 +198,9 @@ async def act_on_orbit(
     """`start` (PAUSED or STOPPED), `pause` (RUNNING) or `reboot` (RUNNING, or ERROR to recover)."""
     async with session.begin():
         outcome = await service.act_on_orbit(session, settings, caller.project_id, query)
-        body = _detail_json(await views.detail(session, outcome.orbits[0]))
+        body = outcome.response
+        if body is None:
+            body = _detail_json(await views.detail(session, outcome.orbits[0]))
+            remember_response(outcome.key, body)
     wake_worker(request)
     return accepted(body, outcome.operation_id, 200 if outcome.replay else 202)

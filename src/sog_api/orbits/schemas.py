@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr
 
-from sog_api.http import MAX_DB_INT, Printable, QueryBool, Timestamp
+from sog_api.http import MAX_DB_INT, Printable, QueryBool, QueryModel, Timestamp, WholeNumber
 from sog_api.orbits.models import ORBIT_STATUSES
 
 OrbitStatus = Literal[
@@ -44,35 +44,31 @@ def _openssh_key(value: str) -> str:
     return value
 
 
-def _no_nul(value: str) -> str:
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
 SshKey = Annotated[str, Field(max_length=16384), AfterValidator(_openssh_key)]
-Description = Annotated[str, Field(max_length=4096), AfterValidator(_no_nul)]
+Description = Annotated[str, Field(max_length=4096)]
 VmName = Annotated[Printable, Field(min_length=1, max_length=255)]
 TransactionId = Annotated[Printable, Field(min_length=1, max_length=64)]
-DbId = Annotated[int, Field(ge=1, le=MAX_DB_INT)]
+DbId = Annotated[WholeNumber, Field(ge=1, le=MAX_DB_INT)]
 
 
-class OrbitListQuery(BaseModel):
+class OrbitListQuery(QueryModel):
     status: OrbitStatus | None = Field(None, description="Only orbits in this status")
     vm_name: str | None = Field(None, max_length=255, description="Only orbits with this name")
-    limit: int = Field(100, ge=1, le=1000, description="Page size")
-    offset: int = Field(0, ge=0, le=MAX_DB_INT, description="Items to skip")
+    limit: WholeNumber = Field(100, ge=1, le=1000, description="Page size")
+    offset: WholeNumber = Field(0, ge=0, le=MAX_DB_INT, description="Items to skip")
 
 
-class OrbitCreateQuery(BaseModel):
+class OrbitCreateQuery(QueryModel):
     vm_name: VmName = Field(
         description="Name of the orbit; `name-1`, `name-2`... when vm_count > 1", examples=["web"]
     )
-    vm_count: int = Field(
+    vm_count: WholeNumber = Field(
         ge=1, le=1000, description="How many orbits to make (1 to the maximum)", examples=[1]
     )
     flavor: DbId = Field(description="Flavor id, from GET /vms/flavors/", examples=[2])
-    root_size: int = Field(ge=1, le=65536, description="Root volume size in GB", examples=[20])
+    root_size: WholeNumber = Field(
+        ge=1, le=65536, description="Root volume size in GB", examples=[20]
+    )
     availability_zone: str | None = Field(
         None, max_length=255, description="Availability zone", examples=["nova"]
     )
@@ -94,7 +90,7 @@ class OrbitCreateQuery(BaseModel):
     description: Description | None = Field(None, description="Free text")
 
 
-class OrbitPutQuery(BaseModel):
+class OrbitPutQuery(QueryModel):
     vm_name: VmName = Field(
         description="New name (reaches the cloud's server too)", examples=["xxx"]
     )
@@ -102,19 +98,19 @@ class OrbitPutQuery(BaseModel):
     delete_root: QueryBool = Field(False, description="Delete the root volume with the orbit")
 
 
-class OrbitPatchQuery(BaseModel):
+class OrbitPatchQuery(QueryModel):
     vm_name: VmName | None = Field(None, examples=["xxx"])
     description: Description | None = Field(None, examples=["hi"])
     delete_root: QueryBool | None = Field(None, description="Delete the root volume with the orbit")
 
 
-class OrbitResizeQuery(BaseModel):
+class OrbitResizeQuery(QueryModel):
     flavor_id: DbId = Field(
         description="Flavor to grow to, from GET /vms/{id}/resize", examples=[5]
     )
 
 
-class OrbitActionQuery(BaseModel):
+class OrbitActionQuery(QueryModel):
     action: Literal["start", "pause", "reboot"] = Field(
         description="What to do", examples=["reboot"]
     )

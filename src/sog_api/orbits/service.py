@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sog_api.catalog import repository as catalog
 from sog_api.catalog.models import Flavor, Image
 from sog_api.errors import Conflict, InvalidParameter, NotFound
-from sog_api.operations.models import Operation
-from sog_api.operations.service import claim_key, new_operation, request_hash
+from sog_api.operations.models import OPEN_STATES, IdempotencyKey, Operation
+from sog_api.operations.service import claim_key, new_operation, remembered_response, request_hash
 from sog_api.orbits import models as m
 from sog_api.orbits.models import Orbit
 from sog_api.orbits.schemas import (
@@ -36,11 +36,17 @@ from sog_api.volumes.models import Volume
 
 @dataclass
 class Outcome:
-    """What a mutating request produced: the orbits, their operation, and whether it is a replay."""
+    """What a mutating request produced: the orbits, their operation, and whether it is a replay.
+
+    ``key`` is the idempotency key a fresh request claimed (keep the answer with it);
+    ``response`` is the first request's answer when this is a replay of it.
+    """
 
     orbits: list[Orbit]
     operation_id: str | None
     replay: bool = False
+    key: IdempotencyKey | None = None
+    response: Any = None
 
 
 def busy_message(status: str) -> str:
@@ -81,6 +87,25 @@ async def get_orbit(
 def _refuse_if_busy(orbit: Orbit) -> None:
     if orbit.status in m.TRANSITIONAL:
         raise Conflict(busy_message(orbit.status), code="orbit_busy")
+
+
+async def _refuse_if_volume_busy(session: AsyncSession, orbit: Orbit) -> None:
+    """A volume being made for, attached to or detached from the orbit holds its delete back.
+
+    Those changes lock the orbit's row too, so whichever of the two commits first wins.
+    """
+    volume = await session.scalar(
+        select(Volume)
+        .join(Operation, Operation.volume_id == Volume.id)
+        .where(
+            Operation.orbit_id == orbit.id,
+            Operation.kind.startswith("volume."),
+            Operation.state.in_(OPEN_STATES),
+        )
+        .limit(1)
+    )
+    if volume is not None:
+        raise Conflict(vm.busy_message(volume.status), code="volume_busy")
 
 
 def _start(
@@ -167,19 +192,15 @@ async def create_orbits(
     session: AsyncSession, settings: Settings, project_id: int, query: OrbitCreateQuery
 ) -> Outcome:
     """Record the orbits and their create operations, or replay an earlier identical request."""
-    flavor = await _check_create(session, settings, query)
-    image, boot_volume = await _resolve_boot_source(session, project_id, query)
     digest = request_hash(settings, _create_params(query))
     key, fresh = await claim_key(
         session, project_id=project_id, scope="create",
         transaction_id=query.transaction_id, digest=digest,
     )  # fmt: skip
     if not fresh:
-        ids = key.result.get("orbit_ids", [])
-        orbits = list(
-            await session.scalars(select(Orbit).where(Orbit.id.in_(ids)).order_by(Orbit.id))
-        )
-        return Outcome(orbits, key.result.get("operation_id"), replay=True)
+        return await _replay(session, key)
+    flavor = await _check_create(session, settings, query)
+    image, boot_volume = await _resolve_boot_source(session, project_id, query)
     count = query.vm_count
     growth = max(0, query.root_size - boot_volume.size_gb) if boot_volume else 0
     await check_quota(
@@ -217,7 +238,24 @@ async def create_orbits(
         first_op = first_op or operation.id
     key.result = {"orbit_ids": [o.id for o in orbits], "operation_id": first_op}
     await session.flush()
-    return Outcome(orbits, first_op)
+    return Outcome(orbits, first_op, key=key)
+
+
+async def _replay(session: AsyncSession, key: IdempotencyKey) -> Outcome:
+    """The first answer to this key; for keys kept before answers were, what it made."""
+    operation_id = key.result.get("operation_id")
+    response = remembered_response(key)
+    if response is not None:
+        return Outcome([], operation_id, replay=True, response=response)
+    ids = key.result.get("orbit_ids", [])
+    orbits = await session.scalars(select(Orbit).where(Orbit.id.in_(ids)).order_by(Orbit.id))
+    return Outcome(list(orbits), operation_id, replay=True)
+
+
+def root_nickname(vm_name: str) -> str:
+    """The root volume's name: the orbit's, cut so that it fits the column with "-root"."""
+    suffix = "-root"
+    return vm_name[: vm.NICKNAME_LENGTH - len(suffix)] + suffix
 
 
 def _root_volume(
@@ -231,7 +269,7 @@ def _root_volume(
         return boot_volume
     assert image is not None
     return Volume(
-        project_id=project_id, nickname=f"{orbit.vm_name}-root", size_gb=query.root_size,
+        project_id=project_id, nickname=root_nickname(orbit.vm_name), size_gb=query.root_size,
         status=vm.V_CREATING, is_root=True, is_bootable=True, source_image_id=image.id,
         orbit_id=orbit.id, availability_zone=query.availability_zone,
     )  # fmt: skip
@@ -272,9 +310,10 @@ async def update_orbit(
 async def delete_orbit(
     session: AsyncSession, settings: Settings, project_id: int, orbit_id: int
 ) -> Outcome:
-    """Start deleting a settled orbit (ERROR included)."""
+    """Start deleting a settled orbit (ERROR included) that no volume change is waiting on."""
     orbit = await get_orbit(session, project_id, orbit_id, lock=True)
     _refuse_if_busy(orbit)
+    await _refuse_if_volume_busy(session, orbit)
     operation = _start(session, settings, orbit, m.DELETING, "orbit.delete", "delete_server")
     await session.flush()
     return Outcome([orbit], operation.id)
@@ -350,8 +389,7 @@ async def act_on_orbit(
             transaction_id=query.transaction_id, digest=digest,
         )  # fmt: skip
         if not fresh:
-            orbit = await get_orbit(session, project_id, query.orbit_id)
-            return Outcome([orbit], key.result.get("operation_id"), replay=True)
+            return await _replay(session, key)
     orbit = await get_orbit(session, project_id, query.orbit_id, lock=True)
     _refuse_if_busy(orbit)
     allowed, transitional, kind = _ACTIONS[query.action]
@@ -362,4 +400,4 @@ async def act_on_orbit(
     if key is not None:
         key.result = {"operation_id": operation.id, "orbit_ids": [orbit.id]}
     await session.flush()
-    return Outcome([orbit], operation.id)
+    return Outcome([orbit], operation.id, key=key)

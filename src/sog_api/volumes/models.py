@@ -22,7 +22,13 @@ V_DELETED = "DELETED"
 VOLUME_STATUSES = (
     V_CREATING, V_AVAILABLE, V_ATTACHING, V_RUNNING, V_DETACHING, V_RESIZING, V_DELETING, V_ERROR,
 )  # fmt: skip
+NICKNAME_LENGTH = 255
 VOLUME_TRANSITIONAL = frozenset({V_CREATING, V_ATTACHING, V_DETACHING, V_RESIZING, V_DELETING})
+
+
+def busy_message(status: str) -> str:
+    """The seed's refusal for a volume in the middle of a change."""
+    return f"Volume is in {status.capitalize()} status, please wait until it finish."
 
 
 class Volume(Base):
@@ -34,7 +40,7 @@ class Volume(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
-    nickname: Mapped[str] = mapped_column(String(255))
+    nickname: Mapped[str] = mapped_column(String(NICKNAME_LENGTH))
     size_gb: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
     is_root: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from sog_api.http import MAX_DB_INT, Printable, Timestamp
+from sog_api.http import MAX_DB_INT, Printable, QueryModel, Timestamp, WholeNumber
 from sog_api.orbits.schemas import DbId, OrbitSummary
 from sog_api.volumes.models import VOLUME_STATUSES
 
@@ -19,15 +19,15 @@ Nickname = Annotated[Printable, Field(min_length=1, max_length=255)]
 Device = Annotated[str, Field(pattern=r"^/dev/(x?vd|sd|hd)[a-z]{1,2}$", max_length=32)]
 
 
-class VolumeListQuery(BaseModel):
+class VolumeListQuery(QueryModel):
     status: VolumeStatus | None = Field(None, description="Only volumes in this status")
-    limit: int = Field(100, ge=1, le=1000, description="Page size")
-    offset: int = Field(0, ge=0, le=MAX_DB_INT, description="Items to skip")
+    limit: WholeNumber = Field(100, ge=1, le=1000, description="Page size")
+    offset: WholeNumber = Field(0, ge=0, le=MAX_DB_INT, description="Items to skip")
 
 
-class VolumeCreateQuery(BaseModel):
+class VolumeCreateQuery(QueryModel):
     nickname: Nickname = Field(description="Name of the volume")
-    capacity: int = Field(
+    capacity: WholeNumber = Field(
         ge=1, le=MAX_DB_INT, description="Size in GB: a capacity from GET /volume/templates"
     )
     attach_to: DbId | None = Field(None, description="Id of an orbit to attach the new volume to")
@@ -38,15 +38,15 @@ class VolumeCreateQuery(BaseModel):
     )
 
 
-class VolumePutQuery(BaseModel):
+class VolumePutQuery(QueryModel):
     nickname: Nickname
 
 
-class VolumePatchQuery(BaseModel):
+class VolumePatchQuery(QueryModel):
     nickname: Nickname | None = None
 
 
-class VolumeResizeQuery(BaseModel):
+class VolumeResizeQuery(QueryModel):
     template_id: DbId = Field(description="Template to grow to, from GET /volume/{id}/resize/")
 
 

@@ -42,10 +42,6 @@ class Outcome:
     operation_id: str
 
 
-def busy_message(status: str) -> str:
-    return f"Volume is in {status.capitalize()} status, please wait until it finish."
-
-
 async def list_volumes(
     session: AsyncSession, project_id: int, query: VolumeListQuery
 ) -> tuple[list[Volume], int]:
@@ -77,7 +73,7 @@ async def get_volume(
 
 def _refuse_if_busy(volume: Volume) -> None:
     if volume.status in vm.VOLUME_TRANSITIONAL:
-        raise Conflict(busy_message(volume.status), code="volume_busy")
+        raise Conflict(vm.busy_message(volume.status), code="volume_busy")
 
 
 def _refuse_if_error(volume: Volume) -> None:
@@ -165,7 +161,7 @@ async def update_volume(
     """Rename a volume (PUT needs the nickname; PATCH changes it only when given)."""
     volume = await get_volume(session, project_id, volume_id, lock=True)
     if volume.status == vm.V_DELETING:
-        raise Conflict(busy_message(volume.status), code="volume_busy")
+        raise Conflict(vm.busy_message(volume.status), code="volume_busy")
     if query.nickname is not None:
         volume.nickname = query.nickname
     await session.flush()
