@@ -4,6 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# The suite runs on SQLite and on this PostgreSQL; SOG_TEST_DATABASE_URL= (empty) means SQLite only.
+SOG_TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
+export SOG_TEST_DATABASE_URL
+
 .DEFAULT_GOAL := help
 .PHONY: help run test lint format openapi bench worker migrate clean
 
@@ -21,7 +25,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP) ## Install and serve on 127.0.0.1:8001 (SQLite ./sog.db, simulated cloud, worker)
 	$(BIN)/sog-api serve
 
-test: $(STAMP) ## Install and run the whole test suite (PostgreSQL too when SOG_TEST_DATABASE_URL is set)
+test: $(STAMP) ## Install and run the whole test suite: lint, types, tests on SQLite and PostgreSQL
 	$(BIN)/ruff check src tests migrations bench
 	$(BIN)/ruff format --check src tests migrations bench
 	$(BIN)/mypy

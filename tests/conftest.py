@@ -60,6 +60,26 @@ async def _pg_drop(name: str) -> None:
         await conn.close()
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Fail at once, and say why, when the PostgreSQL the run was told to use does not answer."""
+    if not PG_URL:
+        return
+
+    async def ping() -> None:
+        conn = await asyncpg.connect(_pg_admin_dsn(), timeout=5)
+        await conn.close()
+
+    try:
+        asyncio.run(ping())
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        pytest.exit(
+            f"PostgreSQL at {PG_URL} does not answer ({exc}). Start it, point"
+            " SOG_TEST_DATABASE_URL at another server, or set SOG_TEST_DATABASE_URL= (empty)"
+            " to run on SQLite only.",
+            returncode=3,
+        )
+
+
 @pytest.fixture(scope="session")
 def migrated_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One migrated database per backend for the whole run: a SQLite template file, a PG db."""

@@ -13,12 +13,11 @@ from fastapi import FastAPI
 from tests.helpers import create_orbit
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL readers never wait
 @pytest.mark.parametrize("settings_overrides", [{"run_worker": False}])
 async def test_reads_answer_while_another_process_writes(
     client: httpx.AsyncClient, app: FastAPI, database_url: str
 ) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL readers never wait for writers")
     orbit = await create_orbit(client)
     path = database_url.split("///", 1)[1]
     locked, release = threading.Event(), threading.Event()
