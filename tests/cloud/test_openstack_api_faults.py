@@ -116,6 +116,36 @@ class TestNoDuplicates:
         operation = (await client.get(f"/operations/{orbit['operation_id']}")).json()
         assert operation["attempts"] >= 2
 
+    async def test_a_late_first_server_is_adopted_when_the_second_post_is_refused(
+        self,
+        client: httpx.AsyncClient,
+        app: FastAPI,
+        fake: FakeOpenStack,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        # The first POST's answer is lost, and Nova shows its server only after the retry's
+        # look-up by tag found nothing: the retry's POST is refused (the boot volume is taken).
+        fake.faults.lose_reply("POST", POST_SERVERS)
+        cloud = app.state.cloud
+        real_find = cloud.find_server_by_tag
+        lookups: list[object] = []
+
+        async def not_yet_visible(tag: str) -> object:
+            found = await real_find(tag)
+            lookups.append(found)
+            return None if len(lookups) == 2 else found  # the retry's first look misses it
+
+        monkeypatch.setattr(cloud, "find_server_by_tag", not_yet_visible)
+        orbit = await create_orbit(client)
+        body = await wait_status(client, orbit["id"], "RUNNING")
+        assert body["fault"] is None and body["ipaddr"] is not None
+        first, second = fake.requests("POST", POST_SERVERS)
+        assert (first.status, second.status) == (None, 400)
+        live = [s for s in fake.servers.values() if not s.deleted]
+        assert len(live) == 1 and live[0].tags == [orbit["operation_id"]]
+        assert await server_id(app, orbit["id"]) == live[0].id
+        assert lookups[0] is None and lookups[1] is not None and len(lookups) == 3
+
 
 async def _nothing() -> None:
     return None

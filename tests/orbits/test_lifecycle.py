@@ -34,6 +34,14 @@ class TestCreateLifecycle:
         assert root["partition"] == "/dev/vda" and root["size"] == "20 GB"
         assert root["source_image"] == "Ubuntu 14.04 X64"
 
+    async def test_the_zone_the_cloud_chose_is_recorded(self, client: httpx.AsyncClient) -> None:
+        orbit = await create_orbit(client, availability_zone=None)
+        assert orbit["availability_zone"] is None  # not asked for: the scheduler decides
+        body = await wait_status(client, orbit["id"], "RUNNING")
+        assert body["availability_zone"] == "nova"
+        listed = (await client.get("/vms/", params={"vm_name": "web"})).json()
+        assert listed[0]["availability_zone"] == "nova"
+
     async def test_cloud_has_exactly_one_server_and_volume(
         self, client: httpx.AsyncClient, app: FastAPI
     ) -> None:

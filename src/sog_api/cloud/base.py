@@ -107,6 +107,7 @@ class ServerInfo:
     progress: int | None = None
     tag: str | None = None
     updated_at: datetime | None = None
+    availability_zone: str | None = None
 
 
 @dataclass(frozen=True)

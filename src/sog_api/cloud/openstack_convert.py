@@ -80,6 +80,7 @@ def server_info(body: Mapping[str, Any], names_by_id: Mapping[str, str]) -> Serv
         progress=None,
         tag=metadata.get(TAG_KEY) if isinstance(metadata, Mapping) else None,
         updated_at=parse_time(body.get("updated")),
+        availability_zone=body.get("OS-EXT-AZ:availability_zone") or None,
     )
 
 

@@ -24,6 +24,8 @@ from sog_api.db.base import utcnow
 from sog_api.settings import DEFAULT_CATALOG
 
 # Seconds each transition takes at delay scale 1.0 (roughly what a small OpenStack cloud shows).
+DEFAULT_ZONE = "nova"  # where Nova's scheduler puts a server that asks for no zone
+
 DURATIONS: dict[str, float] = {
     "volume_create": 4.0,
     "volume_delete": 2.0,
@@ -160,6 +162,7 @@ class SimulatorBackend:
             fault=row.fault,
             tag=row.tag,
             updated_at=row.updated_at,
+            availability_zone=row.availability_zone,
         )
 
     @staticmethod
@@ -297,6 +300,7 @@ class SimulatorBackend:
                 task_state="spawning",
                 tag=spec.tag,
                 boot_volume_id=volume.id,
+                availability_zone=spec.availability_zone or DEFAULT_ZONE,
             )
             session.add(row)
             await session.flush()

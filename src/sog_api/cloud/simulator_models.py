@@ -24,6 +24,7 @@ class SimServer(Base):
     fault: Mapped[str | None] = mapped_column(Text)
     tag: Mapped[str | None] = mapped_column(String(64), index=True)
     boot_volume_id: Mapped[str | None] = mapped_column(String(36))
+    availability_zone: Mapped[str | None] = mapped_column(String(255))
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +18,8 @@ from sog_api.volumes import models as vm
 from sog_api.volumes.models import Volume
 from sog_api.worker.context import ActionContext
 from sog_api.worker.flows import Apply, Band, Flow, Snapshot, Step, locked, register
+
+log = logging.getLogger("sog_api.worker")
 
 
 async def _orbit(session: AsyncSession, op: Operation) -> Orbit:
@@ -104,6 +107,23 @@ async def check_root_volume(session: AsyncSession, op: Operation, snap: Snapshot
     return None
 
 
+async def _create_or_adopt(ctx: ActionContext, spec: cb.ServerSpec) -> cb.ServerInfo:
+    """Create the server; if the cloud refuses, adopt an earlier attempt's server instead.
+
+    An earlier POST whose answer never came may be carried out after our look-up found nothing:
+    its server then holds the boot volume, and the cloud refuses this second one. Finding the
+    server by its tag now turns that refusal into the server we wanted, not an ERROR beside it.
+    """
+    try:
+        return await ctx.cloud.create_server(spec)
+    except (cb.CloudBadRequest, cb.CloudConflict):
+        earlier = await ctx.cloud.find_server_by_tag(spec.tag)
+        if earlier is None:
+            raise
+        log.info("server_adopted op=%s server_id=%s", ctx.op.id, earlier.id)
+        return earlier
+
+
 async def create_server(ctx: ActionContext) -> Step:
     orbit = await ctx.load(Orbit, ctx.op.orbit_id)
     root = await ctx.load(Volume, ctx.op.params["root_volume_id"])
@@ -113,14 +133,13 @@ async def create_server(ctx: ActionContext) -> Step:
         if info is None:
             flavor = await ctx.load(Flavor, orbit.flavor_id)
             assert flavor is not None
-            info = await ctx.cloud.create_server(
-                cb.ServerSpec(
-                    name=orbit.vm_name, flavor_ref=flavor.backend_flavor,
-                    boot_volume_id=root.backend_volume_id, tag=ctx.op.id,
-                    availability_zone=orbit.availability_zone, key_value=orbit.ssh_key_value,
-                    admin_pass=ctx.open_secret(), metadata={"sog_orbit_id": str(orbit.id)},
-                )
+            spec = cb.ServerSpec(
+                name=orbit.vm_name, flavor_ref=flavor.backend_flavor,
+                boot_volume_id=root.backend_volume_id, tag=ctx.op.id,
+                availability_zone=orbit.availability_zone, key_value=orbit.ssh_key_value,
+                admin_pass=ctx.open_secret(), metadata={"sog_orbit_id": str(orbit.id)},
             )  # fmt: skip
+            info = await _create_or_adopt(ctx, spec)
         server_id = info.id
     else:
         server_id = orbit.server_id
@@ -145,6 +164,7 @@ async def check_server_built(session: AsyncSession, op: Operation, snap: Snapsho
     root = await _root(session, op)
     root.status, root.partition = vm.V_RUNNING, "/dev/vda"
     orbit.ipaddr = info.ip
+    orbit.availability_zone = orbit.availability_zone or info.availability_zone  # where it landed
     _settle(orbit, op, om.RUNNING)
     return Step.done()
 
