@@ -166,3 +166,54 @@ def accepted(content: Any, operation_id: str | None, status_code: int = 202) -> 
     """A 202/201 answer pointing at the operation that carries the change out."""
     headers = {"Location": f"/operations/{operation_id}"} if operation_id else None
     return JSONResponse(content, status_code=status_code, headers=headers)
+
+
+def _header(description: str, kind: str = "string") -> dict[str, Any]:
+    return {"description": description, "schema": {"type": kind}}
+
+
+OPERATION_LOCATION = _header("The operation that carries the change out: `/operations/{id}`")
+PAGING_HEADERS = {
+    "X-Total-Count": _header("How many items match the filters, on all pages", "integer"),
+    "Link": _header('The next and previous pages (`rel="next"`, `rel="prev"`), when there are'),
+}
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": _header("Requests allowed per minute for this API key", "integer"),
+    "RateLimit-Remaining": _header("Requests left before the limit", "integer"),
+    "RateLimit-Reset": _header("Seconds until the whole allowance is back", "integer"),
+}
+REQUEST_ID = {"X-Request-ID": _header("This request's id (the one sent, or a new one)")}
+RETRY_AFTER = {"Retry-After": _header("Seconds to wait before trying again", "integer")}
+PAGED_OPERATIONS = frozenset({"list_orbits", "list_volumes"})
+
+
+def document_headers(app: Any, public_paths: frozenset[str]) -> None:
+    """Declare in the OpenAPI document the headers the app sends, so clients and checks see them."""
+    generate = app.openapi
+    done: list[int] = []  # ids of the documents already given their headers
+
+    def openapi() -> dict[str, Any]:
+        schema: dict[str, Any] = generate()  # cached by the wrappers below this one
+        if id(schema) in done:
+            return schema
+        done.append(id(schema))
+        for path, item in schema.get("paths", {}).items():
+            public = (path.rstrip("/") or "/") in public_paths
+            for operation in item.values():
+                for status, response in operation.get("responses", {}).items():
+                    headers = response.setdefault("headers", {})
+                    headers.update(REQUEST_ID)
+                    if status in ("201", "202") or (
+                        status == "200" and operation.get("operationId") in ("create_orbit",
+                                                                              "act_on_orbit")
+                    ):  # fmt: skip
+                        headers["Location"] = OPERATION_LOCATION
+                    if status == "200" and operation.get("operationId") in PAGED_OPERATIONS:
+                        headers.update(PAGING_HEADERS)
+                    if status in ("429", "503"):
+                        headers.update(RETRY_AFTER)
+                    if not public and status.startswith("2"):
+                        headers.update(RATE_LIMIT_HEADERS)
+        return schema
+
+    app.openapi = openapi

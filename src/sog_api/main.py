@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from urllib.parse import unquote_plus
 
 from fastapi import FastAPI, Request
+from fastapi.routing import APIRoute
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -156,6 +157,11 @@ def _health_router() -> SlashRouter:
     return router
 
 
+def _operation_id(route: APIRoute) -> str:
+    """A route's OpenAPI operation id is its handler's name (``create_orbit``), not a mangle."""
+    return route.name
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application for ``settings`` (read from the environment when omitted)."""
     settings = settings or Settings()
@@ -167,6 +173,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
         responses=responses(503),
         swagger_ui_parameters={"tryItOutEnabled": True, "displayRequestDuration": True},
+        generate_unique_id_function=_operation_id,
     )
     app.state.settings = settings
     app.state.metrics = Metrics()

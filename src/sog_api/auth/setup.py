@@ -15,6 +15,7 @@ from sog_api.auth.limits import RequestLimits
 from sog_api.auth.middleware import AuthMiddleware
 from sog_api.auth.openapi import document_security
 from sog_api.auth.ratelimit import RateLimiter
+from sog_api.http import document_headers
 from sog_api.projects.models import DEFAULT_PROJECT_ID, Project
 from sog_api.settings import Settings
 
@@ -46,6 +47,7 @@ def install_auth(app: FastAPI) -> None:
         max_url_length=settings.max_url_length,
     )
     document_security(app, public)
+    document_headers(app, public)  # after document_security, which adds the 401s and 429s
 
 
 async def start_auth(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
