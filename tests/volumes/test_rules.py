@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from sog_api.db.base import utcnow
@@ -153,6 +154,26 @@ class TestResize:
             )
             body = assert_problem(response, 422, "invalid_parameter")
             assert body["errors"][0]["loc"] == ["query", "template_id"]
+
+
+@pytest.mark.parametrize("settings_overrides", [{"run_worker": False}])  # the extend stays open
+class TestOrbitWaitsForItsVolumes:
+    async def test_a_growing_volume_keeps_its_orbit_paused(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        orbit_id = await make_orbit(app, status="PAUSED")
+        volume_id = await make_volume(app, status="RUNNING", orbit_id=orbit_id)
+        grow = await client.post(f"/volume/{volume_id}/resize/", params={"template_id": 3})
+        assert grow.status_code == 202 and grow.json()["status"] == "RESIZING"
+        detail = "Volume is in Resizing status, please wait until it finish."
+        for action in ("start", "reboot", "pause"):
+            await refused(client, "/vms/action/", "volume_busy", detail,
+                          action=action, orbit_id=orbit_id)  # fmt: skip
+        await refused(client, f"/vms/{orbit_id}/delete/", "volume_busy", detail)
+        await db_update(app, Orbit, orbit_id, status="RUNNING")  # as if it were running again
+        await refused(client, f"/vms/{orbit_id}/resize/", "volume_busy", detail, flavor_id=5)
+        operations = (await client.get(f"/vms/vm_details/{orbit_id}/")).json()
+        assert operations["operation_id"] is None  # no orbit operation was started
 
 
 class TestDelete:

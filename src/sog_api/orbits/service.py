@@ -90,9 +90,10 @@ def _refuse_if_busy(orbit: Orbit) -> None:
 
 
 async def _refuse_if_volume_busy(session: AsyncSession, orbit: Orbit) -> None:
-    """A volume being made for, attached to or detached from the orbit holds its delete back.
+    """A volume being made for, attached to, detached from or grown on the orbit holds back
+    every change of the orbit (an attached volume grows only while its orbit stays PAUSED).
 
-    Those changes lock the orbit's row too, so whichever of the two commits first wins.
+    Those volume changes lock the orbit's row too, so whichever of the two commits first wins.
     """
     volume = await session.scalar(
         select(Volume)
@@ -336,6 +337,7 @@ async def resize_orbit(
     """Start growing a RUNNING orbit to a larger flavor."""
     orbit = await get_orbit(session, project_id, orbit_id, lock=True)
     _refuse_if_busy(orbit)
+    await _refuse_if_volume_busy(session, orbit)
     if orbit.status != m.RUNNING:
         raise Conflict(
             "Please boot up the Virtual Machine before resizing", code="orbit_not_running"
@@ -392,6 +394,7 @@ async def act_on_orbit(
             return await _replay(session, key)
     orbit = await get_orbit(session, project_id, query.orbit_id, lock=True)
     _refuse_if_busy(orbit)
+    await _refuse_if_volume_busy(session, orbit)
     allowed, transitional, kind = _ACTIONS[query.action]
     if orbit.status not in allowed:
         raise Conflict(_inapplicable(query.action, orbit.status), code="action_not_applicable")
