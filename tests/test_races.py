@@ -327,6 +327,25 @@ class TestIdempotency:
         assert all(r.status_code == 409 for r in others)
         assert len(await db_rows(app, "SELECT id FROM orbits")) == 1
 
+    async def test_racing_volume_create_repeats(
+        self, app: FastAPI, clients: list[httpx.AsyncClient]
+    ) -> None:
+        params = {"nickname": "data", "capacity": 40, "transaction_id": "vol-1"}
+        pick = spread(clients)
+        responses = await race(
+            *[next(pick).post("/volume/create/", params=params) for _ in range(6)]
+        )
+        assert sorted(r.status_code for r in responses) == [200] * 5 + [201]
+        assert len({r.text for r in responses}) == 1
+        assert len({r.headers["location"] for r in responses}) == 1
+        assert len(await db_rows(app, "SELECT id FROM volumes")) == 1
+        other = await clients[0].post("/volume/create/", params={**params, "capacity": 80})
+        assert other.status_code == 409 and other.json()["code"] == "idempotency_mismatch"
+        bare = {"nickname": "data", "capacity": 40}  # no transaction_id: each makes one
+        for _ in range(2):
+            assert (await clients[0].post("/volume/create/", params=bare)).status_code == 201
+        assert len(await db_rows(app, "SELECT id FROM volumes")) == 3
+
     async def test_racing_action_repeats(
         self, app: FastAPI, clients: list[httpx.AsyncClient]
     ) -> None:

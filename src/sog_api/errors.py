@@ -61,6 +61,15 @@ class NotFound(ApiError):
     status = 404
     code = "not_found"
 
+    @classmethod
+    def referenced(cls, name: str, what: str, ident: object) -> NotFound:
+        """A resource named by a query parameter does not exist for the caller (``attach_to``)."""
+        message = f"{what} {ident} not found"
+        return cls(
+            f"{message} (query parameter '{name}')",
+            errors=[{"loc": ["query", name], "msg": message, "type": "not_found"}],
+        )
+
 
 class Conflict(ApiError):
     status = 409

@@ -147,7 +147,7 @@ class TestCreateOrbit:
             ("flavor", "big"), ("flavor", 99999999999), ("root_size", 0), ("root_size", 5),
             ("root_size", 10**6), ("availability_zone", "mars"), ("ssh_key_value", "xx"),
             ("ssh_key_value", "ssh-rsa " + SSH_KEY.split()[1]),
-            ("booting_image", 42), ("booting_image", "ubuntu"), ("booting_volume", 42),
+            ("booting_image", 42), ("booting_image", "ubuntu"), ("booting_volume", 0),
             ("vm_name", ""), ("vm_name", "a" * 256), ("vm_name", "bad\x01name"),
             ("transaction_id", "t" * 65), ("admin_pwd", ""), ("description", "x\x00y"),
         ],
@@ -157,6 +157,14 @@ class TestCreateOrbit:
         if name == "booting_volume":
             overrides["booting_image"] = None
         assert_invalid(await client.post("/vms/create/", params=create_params(**overrides)), name)
+
+    async def test_a_boot_volume_that_is_not_yours_or_not_there_is_404(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        params = create_params(booting_image=None, booting_volume=42)
+        body = assert_problem(await client.post("/vms/create/", params=params), 404, "not_found")
+        assert body["detail"] == "Volume 42 not found (query parameter 'booting_volume')"
+        assert body["errors"][0]["loc"] == ["query", "booting_volume"]
 
     async def test_both_or_neither_boot_source(self, client: httpx.AsyncClient) -> None:
         both = create_params(booting_volume=1)

@@ -191,7 +191,9 @@ class TestOtherProject:
         assert assert_problem(response, 404, "not_found")["detail"] == f"Orbit {orbit_id} not found"
         response = await client.post("/volume/create/", params={"nickname": "d", "capacity": 20,
                                                                  "attach_to": orbit_id})  # fmt: skip
-        assert_names(response, "query", "attach_to")
+        body = assert_problem(response, 404, "not_found")  # as if it did not exist: it does not
+        assert body["detail"] == f"Orbit {orbit_id} not found (query parameter 'attach_to')"
+        assert body["errors"][0]["loc"] == ["query", "attach_to"]
         assert (await client.get(f"/volume/{volume['id']}")).json()["status"] == "AVAILABLE"
 
 
@@ -212,7 +214,6 @@ class TestBadInput:
             ({"attach_to": "web"}, "attach_to"),
             ({"attach_to": 0}, "attach_to"),
             ({"attach_to": HUGE}, "attach_to"),
-            ({"attach_to": 4242}, "attach_to"),  # no such orbit
             ({"partition": "sdb"}, "partition"),
             ({"partition": "/dev/../etc/passwd"}, "partition"),
         ]
@@ -220,6 +221,9 @@ class TestBadInput:
             values = {"nickname": "data", "capacity": 20, **params}
             values = {k: v for k, v in values.items() if v is not None}
             assert_names(await client.post("/volume/create/", params=values), "query", name)
+        missing = await client.post("/volume/create/", params={"nickname": "d", "capacity": 20,
+                                                                "attach_to": 4242})  # fmt: skip
+        assert assert_problem(missing, 404, "not_found")["errors"][0]["loc"][1] == "attach_to"
         assert (await client.get("/volume/")).json() == []
 
     async def test_list(self, client: httpx.AsyncClient) -> None:

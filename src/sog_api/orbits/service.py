@@ -153,7 +153,7 @@ async def _resolve_boot_source(
         .with_for_update()
     )
     if volume is None:
-        raise InvalidParameter("booting_volume", f"unknown volume {query.booting_volume}")
+        raise NotFound.referenced("booting_volume", "Volume", query.booting_volume)
     if volume.orbit_id is not None or volume.status != vm.V_AVAILABLE:
         raise InvalidParameter("booting_volume", "the volume must be detached and AVAILABLE")
     if not volume.is_bootable:

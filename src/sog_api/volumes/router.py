@@ -14,6 +14,7 @@ from sog_api.catalog.schemas import VolumeTemplateRead
 from sog_api.deps import CallerDep, SessionDep, SettingsDep
 from sog_api.errors import responses
 from sog_api.http import IdPath, SlashRouter, accepted, pagination_headers
+from sog_api.operations.service import remember_response
 from sog_api.volumes import service, views
 from sog_api.volumes.schemas import (
     VolumeCreateQuery,
@@ -33,11 +34,10 @@ def _template_reads(templates: list[VolumeTemplate]) -> list[VolumeTemplateRead]
     return [VolumeTemplateRead.model_validate(t, from_attributes=True) for t in templates]
 
 
-async def _accepted(
-    session: AsyncSession, outcome: service.Outcome, status_code: int = 202
-) -> JSONResponse:
+async def _accepted(session: AsyncSession, outcome: service.Outcome) -> JSONResponse:
+    assert outcome.volume is not None
     body = (await views.read(session, outcome.volume)).model_dump(mode="json")
-    return accepted(body, outcome.operation_id, status_code)
+    return accepted(body, outcome.operation_id)
 
 
 @router.get("/volume/", response_model=list[VolumeRead], responses=responses(422))
@@ -65,8 +65,15 @@ async def list_volume_templates(session: SessionDep) -> list[VolumeTemplateRead]
     return _template_reads(await catalog.active_templates(session))
 
 
-@router.post("/volume/create/", status_code=201, response_model=VolumeRead,
-             responses=responses(403, 409, 422))  # fmt: skip
+@router.post(
+    "/volume/create/",
+    status_code=201,
+    response_model=VolumeRead,
+    responses={
+        **responses(403, 404, 409, 422),
+        200: {"description": "A repeat of an earlier identical request", "model": VolumeRead},
+    },
+)
 async def create_volume(
     request: Request,
     session: SessionDep,
@@ -78,13 +85,17 @@ async def create_volume(
 
     Answers 201 with the volume in `CREATING`; it becomes `AVAILABLE`, or `RUNNING` once attached
     when `attach_to` names an orbit. Follow it with GET /volume/{id} or the operation in
-    `Location`.
+    `Location`. With a `transaction_id`, a repeat with the same parameters answers 200 with the
+    first answer; the same id with other parameters is a 409.
     """
     async with session.begin():
         outcome = await service.create_volume(session, settings, caller.project_id, query)
-        result = await _accepted(session, outcome, 201)
+        if outcome.volume is None:  # a repeat: the first answer, as it was given
+            return accepted(outcome.response, outcome.operation_id, 200)
+        body = (await views.read(session, outcome.volume)).model_dump(mode="json")
+        remember_response(outcome.key, body)
     wake_worker(request)
-    return result
+    return accepted(body, outcome.operation_id, 201)
 
 
 @router.get("/volume/{volume_id}", response_model=VolumeDetail, responses=responses(404, 422))

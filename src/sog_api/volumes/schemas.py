@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field
 
 from sog_api.http import MAX_DB_INT, Printable, QueryModel, Timestamp, WholeNumber
-from sog_api.orbits.schemas import DbId, OrbitSummary
+from sog_api.orbits.schemas import DbId, OrbitSummary, TransactionId
 from sog_api.volumes.models import VOLUME_STATUSES
 
 VolumeStatus = Literal[
@@ -35,6 +35,12 @@ class VolumeCreateQuery(QueryModel):
         None,
         description="Device wished for the attachment, e.g. `/dev/vdb` (a hint: the cloud chooses;"
         " ignored without `attach_to`)",
+    )
+    transaction_id: TransactionId | None = Field(
+        None,
+        description="Idempotency key: a repeat with the same parameters answers 200 with the"
+        " first answer instead of making a second volume",
+        examples=["vol-order-1001"],
     )
 
 

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sog_api.catalog import repository as catalog
 from sog_api.catalog.models import VolumeTemplate
 from sog_api.errors import Conflict, InvalidParameter, NotFound
-from sog_api.operations.models import Operation
-from sog_api.operations.service import new_operation
+from sog_api.operations.models import IdempotencyKey, Operation
+from sog_api.operations.service import claim_key, new_operation, remembered_response, request_hash
 from sog_api.orbits import models as om
 from sog_api.orbits import service as orbit_service
 from sog_api.orbits.models import Orbit
@@ -36,10 +36,16 @@ from sog_api.volumes.schemas import (
 
 @dataclass
 class Outcome:
-    """What a mutating request produced: the volume and the operation carrying the change out."""
+    """What a mutating request produced: the volume and the operation carrying the change out.
 
-    volume: Volume
-    operation_id: str
+    For a create with a ``transaction_id``: ``key`` is the key a fresh request claimed (keep
+    the answer with it), and ``response`` is the first answer when this request repeats it.
+    """
+
+    volume: Volume | None
+    operation_id: str | None
+    key: IdempotencyKey | None = None
+    response: Any = None
 
 
 async def list_volumes(
@@ -122,7 +128,7 @@ async def _attach_target(session: AsyncSession, project_id: int, orbit_id: int) 
     try:
         orbit = await orbit_service.get_orbit(session, project_id, orbit_id, lock=True)
     except NotFound:
-        raise InvalidParameter("attach_to", f"unknown orbit {orbit_id}") from None
+        raise NotFound.referenced("attach_to", "Orbit", orbit_id) from None
     _refuse_unless_attachable(orbit)
     return orbit
 
@@ -130,7 +136,19 @@ async def _attach_target(session: AsyncSession, project_id: int, orbit_id: int) 
 async def create_volume(
     session: AsyncSession, settings: Settings, project_id: int, query: VolumeCreateQuery
 ) -> Outcome:
-    """Record a new volume and the operation that makes it (and attaches it, with attach_to)."""
+    """Record a new volume and the operation that makes it (and attaches it, with attach_to).
+
+    With a ``transaction_id``, a repeat of an earlier identical request answers what it did.
+    """
+    key = None
+    if query.transaction_id is not None:
+        digest = request_hash(settings, query.model_dump())
+        key, fresh = await claim_key(
+            session, project_id=project_id, scope="volume.create",
+            transaction_id=query.transaction_id, digest=digest,
+        )  # fmt: skip
+        if not fresh:
+            return Outcome(None, key.result.get("operation_id"), response=remembered_response(key))
     await _check_capacity(session, query.capacity)
     orbit = None
     if query.attach_to is not None:
@@ -148,8 +166,10 @@ async def create_volume(
         session, settings, volume, vm.V_CREATING, "volume.create", "create",
         orbit_id=orbit.id if orbit else None, params=params,
     )  # fmt: skip
+    if key is not None:
+        key.result = {"operation_id": operation.id, "volume_id": volume.id}
     await session.flush()
-    return Outcome(volume, operation.id)
+    return Outcome(volume, operation.id, key=key)
 
 
 # -- edit --------------------------------------------------------------------------------------
