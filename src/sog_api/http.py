@@ -102,6 +102,14 @@ def _printable(value: str) -> str:
     return value
 
 
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+AnyCase = BeforeValidator(_upper)
+"""For status filters: ``running`` is read as ``RUNNING``."""
+
+
 QueryBool = Annotated[bool, BeforeValidator(_strict_bool)]
 """A boolean query parameter: true/false/1/0/yes/no, case-insensitive, nothing else."""
 

@@ -77,6 +77,8 @@ class TestListOrbits:
         assert creating.headers["x-total-count"] == "4"
         running = await client.get("/vms/", params={"status": "RUNNING"})
         assert running.json() == [] and running.headers["x-total-count"] == "0"
+        lower = await client.get("/vms/", params={"status": "creating"})  # any case
+        assert lower.headers["x-total-count"] == "4"
 
     @pytest.mark.parametrize(
         ("params", "name"),

@@ -84,6 +84,11 @@ class TestListVolumes:
         assert summary["id"] == orbit["id"] and summary["vm_name"] == "web"
         assert "volume_model" not in summary and summary["status"] == "RUNNING"
 
+    async def test_status_filter_in_any_case(self, client: httpx.AsyncClient) -> None:
+        volume = await available_volume(client)
+        response = await client.get("/volume/", params={"status": "available"})
+        assert response.status_code == 200 and [v["id"] for v in response.json()] == [volume["id"]]
+
     async def test_status_filter(self, client: httpx.AsyncClient) -> None:
         await running_orbit(client)
         data = await available_volume(client)

@@ -9,7 +9,15 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, SecretStr
 
-from sog_api.http import MAX_DB_INT, Printable, QueryBool, QueryModel, Timestamp, WholeNumber
+from sog_api.http import (
+    MAX_DB_INT,
+    AnyCase,
+    Printable,
+    QueryBool,
+    QueryModel,
+    Timestamp,
+    WholeNumber,
+)
 from sog_api.orbits.models import ORBIT_STATUSES
 
 OrbitStatus = Literal[
@@ -52,7 +60,9 @@ DbId = Annotated[WholeNumber, Field(ge=1, le=MAX_DB_INT)]
 
 
 class OrbitListQuery(QueryModel):
-    status: OrbitStatus | None = Field(None, description="Only orbits in this status")
+    status: Annotated[OrbitStatus | None, AnyCase] = Field(
+        None, description="Only orbits in this status (any case)"
+    )
     vm_name: str | None = Field(None, max_length=255, description="Only orbits with this name")
     limit: WholeNumber = Field(100, ge=1, le=1000, description="Page size")
     offset: WholeNumber = Field(0, ge=0, le=MAX_DB_INT, description="Items to skip")

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from sog_api.http import MAX_DB_INT, Printable, QueryModel, Timestamp, WholeNumber
+from sog_api.http import MAX_DB_INT, AnyCase, Printable, QueryModel, Timestamp, WholeNumber
 from sog_api.orbits.schemas import DbId, OrbitSummary, TransactionId
 from sog_api.volumes.models import VOLUME_STATUSES
 
@@ -20,7 +20,9 @@ Device = Annotated[str, Field(pattern=r"^/dev/(x?vd|sd|hd)[a-z]{1,2}$", max_leng
 
 
 class VolumeListQuery(QueryModel):
-    status: VolumeStatus | None = Field(None, description="Only volumes in this status")
+    status: Annotated[VolumeStatus | None, AnyCase] = Field(
+        None, description="Only volumes in this status (any case)"
+    )
     limit: WholeNumber = Field(100, ge=1, le=1000, description="Page size")
     offset: WholeNumber = Field(0, ge=0, le=MAX_DB_INT, description="Items to skip")
 
