@@ -12,7 +12,9 @@ from sog_api.auth.cli import keys_app
 from sog_api.projects.cli import projects_app
 from sog_api.settings import Settings
 
-app = typer.Typer(help="System on Grid API service.", no_args_is_help=True)
+app = typer.Typer(
+    help="System on Grid API service.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 app.add_typer(keys_app, name="keys")
 app.add_typer(projects_app, name="projects")
 catalog_app = typer.Typer(help="Catalogue: flavors, images, volume templates, zones.")
@@ -164,5 +166,32 @@ async def _check(settings: Settings) -> list[str]:
         await engine.dispose()
 
 
+def _setting_name(location: tuple[object, ...]) -> str:
+    return "SOG_" + str(location[0]).upper() if location else "settings"
+
+
+def main() -> None:
+    """The console script: the commands above, with one clear line instead of a traceback for
+    the failures an operator fixes (a bad setting, an unreachable database, a bad catalogue)."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from sog_api.catalog.loader import CatalogError
+
+    try:
+        app()
+    except ValidationError as exc:
+        for error in exc.errors():
+            typer.echo(f"sog-api: {_setting_name(error['loc'])}: {error['msg']}", err=True)
+        raise SystemExit(2) from None
+    except CatalogError as exc:
+        typer.echo(f"sog-api: the catalogue file is invalid: {exc}", err=True)
+        raise SystemExit(2) from None
+    except (OSError, SQLAlchemyError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        typer.echo(f"sog-api: the database cannot be used: {reason}", err=True)
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

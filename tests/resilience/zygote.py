@@ -4,7 +4,7 @@ Run as ``python -m tests.resilience.zygote``. It imports sog-api once (two secon
 process, on a machine with two cores), then reads one JSON request a line from stdin:
 ``{"args": [...], "env": {...}, "cwd": ..., "log": ...}``. For each it forks a child that starts
 a session of its own, sends its output to ``log``, takes ``env`` as its whole environment and runs
-the `sog-api` command line (``sog_api.cli:app``) with ``args``, exactly as the console script
+the `sog-api` command line (``sog_api.cli:main``) with ``args``, exactly as the console script
 would. It answers ``{"pid": ...}``, and ``{"exited": pid, "code": ...}`` once a child has ended
 (negative: killed by that signal). No thread but the main one exists when it forks.
 """
@@ -42,7 +42,7 @@ def _child(request: dict[str, object]) -> None:
     sys.argv = ["sog-api", *[str(a) for a in request["args"]]]  # type: ignore[attr-defined]
     code = 0
     try:
-        sog_api.cli.app()
+        sog_api.cli.main()
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except BaseException:
