@@ -20,6 +20,8 @@ RUN useradd --system --uid 10001 --home-dir /app sog \
 WORKDIR /app
 COPY migrations ./migrations
 USER sog
+# The embedded SQLite default keeps its file here; production points SOG_DATABASE_URL at PostgreSQL.
+VOLUME ["/data"]
 EXPOSE 8001
-HEALTHCHECK --interval=15s --timeout=3s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8001/healthz').status != 200)"
+HEALTHCHECK --interval=15s --timeout=3s CMD python -c "import os,sys,urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('SOG_PORT', '8001')).status != 200)"
 CMD ["sog-api", "serve"]
