@@ -18,6 +18,8 @@ import pytest
 from fastapi import FastAPI
 
 from sog_api.main import create_app
+from sog_api.orbits.models import ORBIT_STATUSES
+from sog_api.volumes.models import VOLUME_STATUSES
 from tests.conftest import SSH_KEY, db_rows
 from tests.volumes.test_rules import make_orbit, make_volume
 
@@ -86,9 +88,10 @@ class Choice:
     """A parameter with a fixed set of values (an enum, a zone, a device, a key, a bool)."""
 
     valid: frozenset[str] = frozenset()
+    any_case: bool = False
 
     def accepts(self, raw: str) -> bool:
-        return raw in self.valid
+        return (raw.upper() if self.any_case else raw) in self.valid
 
 
 Kind = Number | Text | Choice
@@ -110,13 +113,15 @@ class Route:
 ID = Number()
 BOOL = Choice(frozenset({"true", "false", "1", "0", "yes", "no"}))
 CHOICE = Choice()
+ORBIT_STATUS = Choice(frozenset(ORBIT_STATUSES), any_case=True)
+VOLUME_STATUS = Choice(frozenset(VOLUME_STATUSES), any_case=True)
 CREATE = {
     "vm_name": "web", "vm_count": "1", "flavor": "2", "root_size": "20",
     "availability_zone": "nova", "ssh_key_value": quote(SSH_KEY), "admin_pwd": "pw",
     "booting_image": "3",
 }  # fmt: skip
 ROUTES = [
-    Route("GET", "/vms/", {"status": CHOICE, "vm_name": Text(255, printable=False, min_length=0),
+    Route("GET", "/vms/", {"status": ORBIT_STATUS, "vm_name": Text(255, printable=False, min_length=0),
                            "limit": Number(1, 1000), "offset": Number(0)}),
     Route("GET", "/vms/vm_details/{pk}/", path_params={"pk": ID}),
     Route("PUT", "/vms/vm_details/{pk}/",
@@ -141,7 +146,7 @@ ROUTES = [
           {"orbit_id": ID}),
     Route("POST", "/vms/action/", {"action": CHOICE, "orbit_id": ID, "transaction_id": Text(64)},
           {"action": "reboot", "orbit_id": "{orbit}"}),
-    Route("GET", "/volume/", {"status": CHOICE, "limit": Number(1, 1000), "offset": Number(0)}),
+    Route("GET", "/volume/", {"status": VOLUME_STATUS, "limit": Number(1, 1000), "offset": Number(0)}),
     Route("POST", "/volume/create/",
           {"nickname": Text(255, stored="nickname"), "capacity": CHOICE, "attach_to": ID,
            "partition": CHOICE, "transaction_id": Text(64)}, {"nickname": "data", "capacity": "20"}),

@@ -9,6 +9,7 @@ the text renderer escapes them and JSON encodes them. Tracebacks never show loca
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import structlog
@@ -21,6 +22,14 @@ def _escape_controls(_logger: Any, _name: str, event: dict[str, Any]) -> dict[st
     if isinstance(message, str) and not message.isprintable():
         event["event"] = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
     return event
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes each record to the standard error of the moment, even one replaced since start."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def configure_logging(settings: Settings) -> None:
@@ -45,7 +54,7 @@ def configure_logging(settings: Settings) -> None:
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
-    handler = logging.StreamHandler()
+    handler = _StderrHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -3,7 +3,9 @@ of local variables: those hold settings, keys and connection passwords."""
 
 from __future__ import annotations
 
+import io
 import logging
+import sys
 
 import pytest
 
@@ -35,3 +37,25 @@ def test_a_logged_exception_shows_no_local_variables(
     err = capsys.readouterr().err
     assert "database_error" in err and "ConnectionRefusedError" in err and "_connect" in err
     assert PASSWORD not in err
+
+
+def test_records_follow_the_standard_error_of_the_moment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A handler bound to the stderr of its start writes into a closed file once that is replaced
+    (a test's capture, a daemon's redirection); ours writes to the one in place now."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    first, second = io.StringIO(), io.StringIO()
+    try:
+        monkeypatch.setattr(sys, "stderr", first)
+        configure_logging(Settings())
+        first.close()
+        monkeypatch.setattr(sys, "stderr", second)
+        logging.getLogger("sog_api.test").warning("after_the_switch")
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    out = second.getvalue()
+    assert "Logging error" not in out
+    assert "after_the_switch" in out and "sog_api.test" in out
