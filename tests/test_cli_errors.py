@@ -27,13 +27,22 @@ def run(monkeypatch: pytest.MonkeyPatch, *args: str, **env: str) -> int:
         ({"SOG_ENV": "production"}, "sog-api: settings: Value error, SOG_ENV=production needs"),
     ],
 )
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["migrate"], ["keys", "list"], ["keys", "create"], ["keys", "revoke", "1"],
+        ["projects", "list"], ["projects", "create", "acme"], ["catalog", "check"],
+    ],
+    ids=" ".join,
+)  # fmt: skip
 def test_a_bad_setting(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str],
-    expected: str,
+    expected: str, command: list[str],
 ) -> None:  # fmt: skip
-    assert run(monkeypatch, "migrate", **env) == 2
-    err = capsys.readouterr().err
+    assert run(monkeypatch, *command, **env) == 2
+    out, err = capsys.readouterr()
     assert err.startswith(expected) and "Traceback" not in err and len(err.splitlines()) == 1
+    assert out == ""
 
 
 def test_an_unreachable_database(

@@ -56,8 +56,9 @@ def list_keys(
     async def work(session: AsyncSession) -> list[keys.KeyListing]:
         return await keys.list_keys(session, project)
 
+    listing = in_transaction(Settings(), work)
     typer.echo("ID\tPREFIX\tPROJECT\tCREATED\tREVOKED\tLABEL")
-    for key in in_transaction(Settings(), work):
+    for key in listing:
         revoked = format_timestamp(key.revoked_at) if key.revoked_at else "-"
         typer.echo(
             f"{key.id}\t{key.prefix}\t{key.project}\t{format_timestamp(key.created_at)}"
