@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.installed-test
+RUN_STAMP := $(VENV)/.installed-run
 
 # The suite runs on SQLite and on this PostgreSQL; SOG_TEST_DATABASE_URL= (empty) means SQLite only.
 SOG_TEST_DATABASE_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/postgres
@@ -18,11 +19,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# make run installs what the service needs; the test tools come with make test
+$(RUN_STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $(RUN_STAMP)
+
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(RUN_STAMP)
 
-run: $(STAMP) ## Install and serve on 127.0.0.1:8001 (SQLite ./sog.db, simulated cloud, worker)
+run: $(RUN_STAMP) ## Install and serve on 127.0.0.1:8001 (SQLite ./sog.db, simulated cloud, worker)
 	$(BIN)/sog-api serve
 
 test: $(STAMP) ## Install and run the whole test suite: lint, types, tests on SQLite and PostgreSQL
@@ -45,10 +51,10 @@ openapi: $(STAMP) ## Regenerate openapi/openapi.json from the app
 bench: $(STAMP) ## Run the benchmarks (prints ratios measured side by side)
 	$(BIN)/python -m bench
 
-worker: $(STAMP) ## Run a worker process only
+worker: $(RUN_STAMP) ## Run a worker process only
 	$(BIN)/sog-api worker
 
-migrate: $(STAMP) ## Migrate the database named by SOG_DATABASE_URL
+migrate: $(RUN_STAMP) ## Migrate the database named by SOG_DATABASE_URL
 	$(BIN)/sog-api migrate
 
 clean: ## Remove the virtualenv, caches and the local database
