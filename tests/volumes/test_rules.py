@@ -183,6 +183,18 @@ class TestDelete:
         detail = "Please detach the volume before delete it"
         await refused(client, f"/volume/{volume_id}/delete/", "volume_attached", detail)
 
+    async def test_root_volume_of_a_live_orbit(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        """Not "detach it first": a root volume cannot be detached; it goes with its orbit."""
+        orbit_id = await make_orbit(app)
+        volume_id = await make_volume(app, status="RUNNING", is_root=True, orbit_id=orbit_id)
+        detail = (
+            "The root volume of a Virtual Machine goes with it: delete the Virtual Machine with"
+            " delete_root true."
+        )
+        await refused(client, f"/volume/{volume_id}/delete/", "volume_is_root", detail)
+
 
 class TestVolumeInError:
     async def test_only_delete_applies(self, client: httpx.AsyncClient, app: FastAPI) -> None:

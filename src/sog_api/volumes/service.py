@@ -276,6 +276,12 @@ async def delete_volume(
     """Start deleting a detached volume (ERROR included)."""
     volume = await get_volume(session, project_id, volume_id, lock=True)
     _refuse_if_busy(volume)
+    if volume.orbit_id is not None and volume.is_root:  # detaching it is refused too
+        raise Conflict(
+            "The root volume of a Virtual Machine goes with it: delete the Virtual Machine with"
+            " delete_root true.",
+            code="volume_is_root",
+        )
     if volume.orbit_id is not None:
         raise Conflict("Please detach the volume before delete it", code="volume_attached")
     operation = _start(
