@@ -43,6 +43,12 @@ VOLUME_DELETE = request("DELETE", r"/volumes/[^/]+$")
 ATTACH_POST = request("POST", r"/os-volume_attachments$")
 
 
+def action(collection: str, name: str) -> Match:
+    """Match an action POST (``pause``, ``resize``, ``os-extend``...) on a server or volume."""
+    path = request("POST", rf"/{collection}/[^/]+/action$")
+    return lambda entry: path(entry) and name in (entry.json or {})
+
+
 @dataclass(frozen=True)
 class KillPoint:
     """Kill once ``sequence`` has been seen in this order (other requests may come between)."""

@@ -76,7 +76,9 @@ async def create_root_volume(ctx: ActionContext) -> Step:
     if root.backend_volume_id is not None:  # booting from an existing volume
         if root.size_gb >= want:
             return Step.next("server")
-        await ctx.cloud.extend_volume(root.backend_volume_id, want)
+        grown = await ctx.cloud.get_volume(root.backend_volume_id)
+        if grown.size_gb < want and grown.status != cb.VOLUME_EXTENDING:  # not grown before
+            await ctx.cloud.extend_volume(root.backend_volume_id, want)
         return Step.wait("volume_wait")
     info = await ctx.cloud.find_volume_by_tag(ctx.op.id)
     if info is None:
@@ -343,9 +345,10 @@ async def _done_before(ctx: ActionContext, server_id: str, statuses: set[str]) -
     """Whether a refused call is the retry of one that reached the cloud (its answer lost).
 
     A first attempt that is refused was refused. A retry is refused when the earlier call got
-    through: the server is then busy with it, or already where it leads.
+    through: the server is then busy with it, or already where it leads. A retry is a stage run
+    again after a failed attempt, or after its worker stopped before recording the outcome.
     """
-    if ctx.op.error is None:  # set by the retry of this stage, cleared by the next stage
+    if ctx.op.error is None:  # set for a retry of this stage (see Worker.claim), cleared after
         return False
     info = await ctx.cloud.get_server(server_id)
     return info.task_state is not None or info.status in statuses

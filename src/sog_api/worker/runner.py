@@ -19,7 +19,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sog_api.cloud.base import CloudBackend, CloudError
@@ -38,6 +38,9 @@ from sog_api.worker.poller import Poller
 log = logging.getLogger("sog_api.worker")
 
 MAX_UNEXPECTED_ATTEMPTS = 5
+# The error an operation shows while a step that may have reached the cloud is done again.
+TAKEN_OVER = "The worker running this step stopped; another attempt is being made."
+GIVEN_BACK = "The worker running this step was stopped; another attempt is being made."
 
 
 def _log_loop_error(event: str, exc: Exception) -> None:
@@ -96,7 +99,12 @@ class Worker:
                 await session.execute(
                     update(Operation)
                     .where(Operation.state == opm.RUNNING, Operation.lease_owner == self.id)
-                    .values(state=opm.QUEUED, lease_owner=None, lease_expires_at=None)
+                    .values(
+                        state=opm.QUEUED,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        error=func.coalesce(Operation.error, GIVEN_BACK),
+                    )
                 )
         except Exception:  # the database may be gone at shutdown; leases expire anyway
             log.warning("release_failed worker=%s", self.id)
@@ -192,6 +200,10 @@ class Worker:
             op = await session.scalar(query)
             if op is None:
                 return None
+            if op.state == opm.RUNNING and op.error is None:
+                # its worker died, or lost the database, during the step: the step may have
+                # reached the cloud, so the actions must treat a refusal as a possible repeat
+                op.error = TAKEN_OVER
             op.state = opm.RUNNING
             op.lease_owner = self.id
             op.lease_expires_at = now + timedelta(seconds=self.settings.worker_lease_seconds)
