@@ -12,6 +12,7 @@ from pydantic import AfterValidator, BaseModel, Field, SecretStr
 from sog_api.http import (
     MAX_DB_INT,
     AnyCase,
+    FreeText,
     Printable,
     QueryBool,
     QueryModel,
@@ -53,7 +54,7 @@ def _openssh_key(value: str) -> str:
 
 
 SshKey = Annotated[str, Field(max_length=16384), AfterValidator(_openssh_key)]
-Description = Annotated[str, Field(max_length=4096)]
+Description = Annotated[FreeText, Field(max_length=4096)]
 VmName = Annotated[Printable, Field(min_length=1, max_length=255)]
 TransactionId = Annotated[Printable, Field(min_length=1, max_length=64)]
 DbId = Annotated[WholeNumber, Field(ge=1, le=MAX_DB_INT)]
@@ -70,7 +71,9 @@ class OrbitListQuery(QueryModel):
 
 class OrbitCreateQuery(QueryModel):
     vm_name: VmName = Field(
-        description="Name of the orbit; `name-1`, `name-2`... when vm_count > 1", examples=["web"]
+        description="Name of the orbit, printable characters; `name-1`, `name-2`... when"
+        " vm_count > 1",
+        examples=["web"],
     )
     vm_count: WholeNumber = Field(
         ge=1, le=1000, description="How many orbits to make (1 to the maximum)", examples=[1]
@@ -97,20 +100,26 @@ class OrbitCreateQuery(QueryModel):
         None, description="Image id (exactly one of image or volume)", examples=[3]
     )
     booting_volume: DbId | None = Field(None, description="Id of a detached bootable volume")
-    description: Description | None = Field(None, description="Free text")
+    description: Description | None = Field(
+        None, description="Free text: printable characters, tabs and line breaks"
+    )
 
 
 class OrbitPutQuery(QueryModel):
     vm_name: VmName = Field(
         description="New name (reaches the cloud's server too)", examples=["xxx"]
     )
-    description: Description | None = Field(None, examples=["hi"])
+    description: Description | None = Field(
+        None, description="Free text: printable characters, tabs and line breaks", examples=["hi"]
+    )
     delete_root: QueryBool = Field(False, description="Delete the root volume with the orbit")
 
 
 class OrbitPatchQuery(QueryModel):
     vm_name: VmName | None = Field(None, examples=["xxx"])
-    description: Description | None = Field(None, examples=["hi"])
+    description: Description | None = Field(
+        None, description="Free text: printable characters, tabs and line breaks", examples=["hi"]
+    )
     delete_root: QueryBool | None = Field(None, description="Delete the root volume with the orbit")
 
 
