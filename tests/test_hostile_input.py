@@ -467,6 +467,26 @@ class TestOneRuleForEachKind:
         assert response.status_code == 200, response.text
         assert (await client.get(f"/vms/vm_details/{orbit}/")).json()["description"] == text
 
+    async def test_a_key_line_is_printable_and_loses_only_ascii_whitespace_around_it(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        # .strip() used to drop U+0085 and U+2028 too, and the comment took C1 controls.
+        bad_keys = (
+            SSH_KEY + "\n\x85", "\u2028" + SSH_KEY, SSH_KEY + "\x9b31m", SSH_KEY + " \u202eevil",
+            SSH_KEY + "\x0b", SSH_KEY + "\nssh-rsa AAAA",
+        )  # fmt: skip
+        for bad in bad_keys:
+            response = await client.post(create_url(ssh_key_value=quote(bad)))
+            names(response, "query", "ssh_key_value")
+        assert await db_rows(app, "SELECT id FROM orbits") == []
+        # A key read whole from a .pub file (its newline) is the key line without it.
+        response = await client.post(create_url(ssh_key_value=quote(f" {SSH_KEY}\r\n")))
+        assert response.status_code == 201, response.text
+        assert response.json()["ssh_key_value"] == SSH_KEY
+        assert await db_rows(app, "SELECT ssh_key_value FROM orbits") == [
+            {"ssh_key_value": SSH_KEY}
+        ]
+
     async def test_booleans_are_not_trimmed(self, client: httpx.AsyncClient, app: FastAPI) -> None:
         orbit = await make_orbit(app)
         for raw in ("true%20", "%20yes", "1%0A"):

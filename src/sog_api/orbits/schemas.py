@@ -18,6 +18,7 @@ from sog_api.http import (
     QueryModel,
     Timestamp,
     WholeNumber,
+    refuse_unprintable,
 )
 from sog_api.orbits.models import ORBIT_STATUSES
 
@@ -34,12 +35,16 @@ _KEY_TYPES = (
 EXAMPLE_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host"
 )
-_KEY_LINE = re.compile(r"^(\S+) ([A-Za-z0-9+/]+={0,3})(?: [^\x00-\x1f\x7f]*)?$")
+_KEY_LINE = re.compile(r"^(\S+) ([A-Za-z0-9+/]+={0,3})(?: .*)?$")
+AROUND_KEY = " \t\r\n"
+"""ASCII spaces, tabs and line breaks around a key line (the newline a .pub file ends with) are
+dropped; nothing else is."""
 
 
 def _openssh_key(value: str) -> str:
-    """Accept one OpenSSH public key line whose blob names the same key type."""
-    value = value.strip()
+    """Accept one OpenSSH public key line of printable characters whose blob names the same key
+    type, without the ASCII whitespace around it."""
+    value = refuse_unprintable(value.strip(AROUND_KEY))
     match = _KEY_LINE.match(value)
     if not match or match.group(1) not in _KEY_TYPES:
         raise ValueError("must be an OpenSSH public key line, e.g. 'ssh-ed25519 AAAA... user@host'")
@@ -86,7 +91,8 @@ class OrbitCreateQuery(QueryModel):
         None, max_length=255, description="Availability zone", examples=["nova"]
     )
     ssh_key_value: SshKey = Field(
-        description="OpenSSH public key line",
+        description="OpenSSH public key line, printable characters (spaces, tabs and line"
+        " breaks around it are dropped)",
         examples=[EXAMPLE_KEY],
     )
     admin_pwd: SecretStr = Field(
