@@ -37,9 +37,14 @@ TEXTS = [
     "%ED%B0%80x", "%F4%90%80%80", "x%27)%3B%20DROP%20TABLE%20orbits%3B%20--",
     "1%27%20OR%20%271%27%3D%271", "%3Cscript%3Ealert(1)%3C%2Fscript%3E", "%E2%80%AEevil",
     "%EF%BF%BD", "%F0%9F%9A%80", "%25", "%2B", "+", "%5C%22", "", "%20", "%20%20%20",
+    # Not printable though not controls: zero-width space and joiner, bidi isolates, line and
+    # paragraph separators, a byte order mark, a tag character, spaces other than ASCII's,
+    # private-use and unassigned code points; then printable ones: a combining accent, CJK.
+    "%E2%80%8B", "a%E2%80%8Db", "%E2%81%A6x%E2%81%A9", "a%E2%80%A8b", "%E2%80%A9",
+    "%EF%BB%BFweb", "%F3%A0%80%81", "a%C2%A0b", "%E3%80%80", "%EE%80%80", "%CD%B8", "e%CC%81",
+    "%E4%B8%AD%E6%96%87", "a%09b", "a%0D%0Ab", "%0B", "%0C",
 ]  # fmt: skip
 WORDS = ["null", "None", "true", "%2A", "RUNNING%00", "running", "Running%20"]
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def decoded(raw: str) -> str | None:
@@ -66,11 +71,13 @@ class Number:
 
 @dataclass(frozen=True)
 class Text:
-    """A text parameter: UTF-8, no NUL, at most ``max_length``; "printable" also refuses
-    control characters and blank values."""
+    """A text parameter: UTF-8, no NUL, at most ``max_length``. "printable" (a name) also
+    refuses what ``str.isprintable`` refuses and blank values; "lines" (free text) is printable
+    but for tabs and line breaks, and may be blank."""
 
     max_length: int
     printable: bool = True
+    lines: bool = False
     min_length: int = 1
     stored: str | None = None  # the response field that must return it unchanged
 
@@ -80,7 +87,9 @@ class Text:
             return False
         if not self.min_length <= len(text) <= self.max_length:
             return False
-        return not (self.printable and (CONTROL.search(text) or not text.strip()))
+        if self.lines:
+            return all(c.isprintable() or c in "\t\n\r" for c in text)
+        return not self.printable or (text.isprintable() and bool(text.strip()))
 
 
 @dataclass(frozen=True)
@@ -126,11 +135,11 @@ ROUTES = [
     Route("GET", "/vms/vm_details/{pk}/", path_params={"pk": ID}),
     Route("PUT", "/vms/vm_details/{pk}/",
           {"vm_name": Text(255, stored="vm_name"),
-           "description": Text(4096, printable=False, min_length=0, stored="description"),
+           "description": Text(4096, lines=True, min_length=0, stored="description"),
            "delete_root": BOOL}, {"vm_name": "web"}, {"pk": ID}),
     Route("PATCH", "/vms/vm_details/{pk}/",
           {"vm_name": Text(255, stored="vm_name"),
-           "description": Text(4096, printable=False, min_length=0, stored="description"),
+           "description": Text(4096, lines=True, min_length=0, stored="description"),
            "delete_root": BOOL}, {}, {"pk": ID}),
     Route("POST", "/vms/create/",
           {"vm_name": Text(255, stored="vm_name"), "vm_count": Number(1, 10),
@@ -138,7 +147,7 @@ ROUTES = [
            "ssh_key_value": CHOICE, "admin_pwd": Text(255, printable=False),
            "transaction_id": Text(64), "delete_root": BOOL, "booting_image": ID,
            "booting_volume": ID,
-           "description": Text(4096, printable=False, min_length=0, stored="description")},
+           "description": Text(4096, lines=True, min_length=0, stored="description")},
           CREATE),
     Route("POST", "/vms/{orbit_id}/delete/", path_params={"orbit_id": ID}),
     Route("GET", "/vms/{orbit_id}/resize", path_params={"orbit_id": ID}),
@@ -416,6 +425,67 @@ class TestOneRuleForEachKind:
             response = await client.patch(f"/volume/{volume}/update/?nickname={raw}")
             names(response, "query", "nickname")
         assert (await client.get(f"/volume/{volume}")).json()["nickname"] == "before"
+
+    async def test_names_refuse_every_character_that_is_not_printable(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        # These were stored: zero-width space, right-to-left override (shows "exe.png"), line
+        # separator, bidi isolates, byte order mark; then a no-break space and a private-use one.
+        orbit = await make_orbit(app, vm_name="before")
+        volume = await make_volume(app, nickname="before")
+        for char in ("\u200b", "\u202e", "\u2028", "\u2066", "\u2069", "\ufeff", "\xa0", "\ue000"):
+            raw, code = quote(f"web{char}"), f"U+{ord(char):04X}"
+            message = names(await client.patch(f"/vms/vm_details/{orbit}/?vm_name={raw}"),
+                            "query", "vm_name")  # fmt: skip
+            assert message == f"Value error, must hold only printable characters, and {code} is not"
+            names(await client.put(f"/volume/{volume}/update/?nickname={raw}"), "query", "nickname")
+            names(await client.post(create_url(vm_name=raw)), "query", "vm_name")
+            names(await client.post(create_url(transaction_id=raw)), "query", "transaction_id")
+            response = await client.post(f"/volume/create/?nickname={raw}&capacity=20")
+            names(response, "query", "nickname")
+        assert (await client.get(f"/vms/vm_details/{orbit}/")).json()["vm_name"] == "before"
+        assert (await client.get(f"/volume/{volume}")).json()["nickname"] == "before"
+        assert await db_rows(app, "SELECT id FROM operations") == []
+        # Printable text of any script is a name: accents, combining marks, CJK, an emoji.
+        for name in ("Café e\u0301 中文 🚀", "a b"):
+            response = await client.patch(f"/vms/vm_details/{orbit}/?vm_name={quote(name)}")
+            assert response.status_code == 200, response.text
+            assert response.json()["vm_name"] == name
+
+    async def test_descriptions_keep_lines_and_refuse_other_invisible_characters(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        orbit = await make_orbit(app, description="before")
+        for char in ("\u202e", "\u200b", "\u2028", "\x1b", "\x85", "\ufeff"):
+            response = await client.patch(f"/vms/vm_details/{orbit}/?description={quote(char)}x")
+            names(response, "query", "description")
+            response = await client.post(create_url(description=quote(char)))
+            names(response, "query", "description")
+        assert (await client.get(f"/vms/vm_details/{orbit}/")).json()["description"] == "before"
+        text = "Line one\r\n\tline two\n"
+        response = await client.patch(f"/vms/vm_details/{orbit}/?description={quote(text)}")
+        assert response.status_code == 200, response.text
+        assert (await client.get(f"/vms/vm_details/{orbit}/")).json()["description"] == text
+
+    async def test_a_key_line_is_printable_and_loses_only_ascii_whitespace_around_it(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        # .strip() used to drop U+0085 and U+2028 too, and the comment took C1 controls.
+        bad_keys = (
+            SSH_KEY + "\n\x85", "\u2028" + SSH_KEY, SSH_KEY + "\x9b31m", SSH_KEY + " \u202eevil",
+            SSH_KEY + "\x0b", SSH_KEY + "\nssh-rsa AAAA",
+        )  # fmt: skip
+        for bad in bad_keys:
+            response = await client.post(create_url(ssh_key_value=quote(bad)))
+            names(response, "query", "ssh_key_value")
+        assert await db_rows(app, "SELECT id FROM orbits") == []
+        # A key read whole from a .pub file (its newline) is the key line without it.
+        response = await client.post(create_url(ssh_key_value=quote(f" {SSH_KEY}\r\n")))
+        assert response.status_code == 201, response.text
+        assert response.json()["ssh_key_value"] == SSH_KEY
+        assert await db_rows(app, "SELECT ssh_key_value FROM orbits") == [
+            {"ssh_key_value": SSH_KEY}
+        ]
 
     async def test_booleans_are_not_trimmed(self, client: httpx.AsyncClient, app: FastAPI) -> None:
         orbit = await make_orbit(app)

@@ -25,7 +25,8 @@ MAX_DB_INT = 2_147_483_647
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: Unicode's "Cc"
+LINE_BREAKS = "\t\n\r"
+"""The non-printable characters that free text (a description) may hold: tabs and line breaks."""
 _DECIMAL = re.compile(r"-?[0-9]+")
 
 RAW_QUERY: ContextVar[bytes] = ContextVar("raw_query", default=b"")
@@ -94,12 +95,29 @@ class QueryModel(BaseModel):
         return refuse_nul(value)
 
 
+def refuse_unprintable(value: str, allowed: str = "") -> str:
+    """Refuse every character Python does not call printable (``str.isprintable``), except
+    those in ``allowed``: controls (Cc), format characters (Cf: zero-width spaces, bidi overrides
+    and isolates, byte order marks), line and paragraph separators, spaces other than the ASCII
+    space, surrogates, private-use and unassigned code points. Invisible or reordering text in
+    a name misleads whoever reads it (``\u202egnp.exe`` shows as ``exe.png``)."""
+    if value.isprintable():
+        return value
+    for char in value:
+        if not char.isprintable() and char not in allowed:
+            raise ValueError(f"must hold only printable characters, and U+{ord(char):04X} is not")
+    return value
+
+
 def _printable(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError("must not contain control characters")
+    refuse_unprintable(value)
     if not value.strip():
         raise ValueError("must not be blank")
     return value
+
+
+def _free_text(value: str) -> str:
+    return refuse_unprintable(value, LINE_BREAKS)
 
 
 def _upper(value: Any) -> Any:
@@ -117,7 +135,10 @@ WholeNumber = Annotated[int, BeforeValidator(_decimal)]
 """An integer parameter written in decimal digits (an optional minus sign, nothing else)."""
 
 Printable = Annotated[str, AfterValidator(_printable)]
-"""Text without control characters and not blank."""
+"""A name: printable characters only (see ``refuse_unprintable``), not blank."""
+
+FreeText = Annotated[str, AfterValidator(_free_text)]
+"""Text shown to users over several lines: printable characters, tabs and line breaks."""
 
 IdPath = Annotated[
     int, BeforeValidator(_decimal), Path(ge=1, le=MAX_DB_INT, description="Primary key")

@@ -49,7 +49,7 @@ def fake() -> Iterator[FakeOpenStack]:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A new migrated database on the shared PostgreSQL, dropped afterwards."""
-    if PG_URL is None:
+    if not PG_URL:
         pytest.skip("needs SOG_TEST_DATABASE_URL")
     with postgres_database(PG_URL) as url:
         yield url
@@ -62,7 +62,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with sqlite_database(tmp_path) as url:
             yield url
         return
-    if PG_URL is None:
+    if not PG_URL:
         pytest.skip("needs SOG_TEST_DATABASE_URL")
     with postgres_database(PG_URL) as url:
         yield url
@@ -72,7 +72,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def one_db_url(tmp_path: Path) -> Iterator[str]:
     """A new migrated database: on the shared PostgreSQL when there is one, else SQLite (for
     tests of what the cloud does, which do not depend on the database)."""
-    if PG_URL is None:
+    if not PG_URL:
         with sqlite_database(tmp_path) as url:
             yield url
         return

@@ -30,7 +30,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         engine = create_async_engine(
             settings.database_url, connect_args={"timeout": settings.db_statement_timeout}
         )
-        _sqlite_pragmas(engine)
+        _sqlite_pragmas(engine, busy_timeout_ms=max(1, round(settings.db_statement_timeout * 1000)))
         return engine
     engine = create_async_engine(
         settings.database_url,
@@ -53,8 +53,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
-def _sqlite_pragmas(engine: AsyncEngine) -> None:
+def _sqlite_pragmas(engine: AsyncEngine, busy_timeout_ms: int) -> None:
     """WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE so writers queue instead of failing.
+
+    The busy timeout is ``SOG_DB_STATEMENT_TIMEOUT``: how long a writer waits for the write lock
+    before its "database is locked" (a 503, or a retry in the worker).
 
     SQLite upgrades a read transaction to a write one lazily, and two such upgrades deadlock
     ("database is locked"). Taking the write lock at BEGIN serialises writers, which is what the
@@ -70,7 +73,7 @@ def _sqlite_pragmas(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=15000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms:d}")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")

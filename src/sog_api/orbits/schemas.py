@@ -12,11 +12,13 @@ from pydantic import AfterValidator, BaseModel, Field, SecretStr
 from sog_api.http import (
     MAX_DB_INT,
     AnyCase,
+    FreeText,
     Printable,
     QueryBool,
     QueryModel,
     Timestamp,
     WholeNumber,
+    refuse_unprintable,
 )
 from sog_api.orbits.models import ORBIT_STATUSES
 
@@ -33,12 +35,16 @@ _KEY_TYPES = (
 EXAMPLE_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@host"
 )
-_KEY_LINE = re.compile(r"^(\S+) ([A-Za-z0-9+/]+={0,3})(?: [^\x00-\x1f\x7f]*)?$")
+_KEY_LINE = re.compile(r"^(\S+) ([A-Za-z0-9+/]+={0,3})(?: .*)?$")
+AROUND_KEY = " \t\r\n"
+"""ASCII spaces, tabs and line breaks around a key line (the newline a .pub file ends with) are
+dropped; nothing else is."""
 
 
 def _openssh_key(value: str) -> str:
-    """Accept one OpenSSH public key line whose blob names the same key type."""
-    value = value.strip()
+    """Accept one OpenSSH public key line of printable characters whose blob names the same key
+    type, without the ASCII whitespace around it."""
+    value = refuse_unprintable(value.strip(AROUND_KEY))
     match = _KEY_LINE.match(value)
     if not match or match.group(1) not in _KEY_TYPES:
         raise ValueError("must be an OpenSSH public key line, e.g. 'ssh-ed25519 AAAA... user@host'")
@@ -53,7 +59,7 @@ def _openssh_key(value: str) -> str:
 
 
 SshKey = Annotated[str, Field(max_length=16384), AfterValidator(_openssh_key)]
-Description = Annotated[str, Field(max_length=4096)]
+Description = Annotated[FreeText, Field(max_length=4096)]
 VmName = Annotated[Printable, Field(min_length=1, max_length=255)]
 TransactionId = Annotated[Printable, Field(min_length=1, max_length=64)]
 DbId = Annotated[WholeNumber, Field(ge=1, le=MAX_DB_INT)]
@@ -70,7 +76,9 @@ class OrbitListQuery(QueryModel):
 
 class OrbitCreateQuery(QueryModel):
     vm_name: VmName = Field(
-        description="Name of the orbit; `name-1`, `name-2`... when vm_count > 1", examples=["web"]
+        description="Name of the orbit, printable characters; `name-1`, `name-2`... when"
+        " vm_count > 1",
+        examples=["web"],
     )
     vm_count: WholeNumber = Field(
         ge=1, le=1000, description="How many orbits to make (1 to the maximum)", examples=[1]
@@ -83,7 +91,8 @@ class OrbitCreateQuery(QueryModel):
         None, max_length=255, description="Availability zone", examples=["nova"]
     )
     ssh_key_value: SshKey = Field(
-        description="OpenSSH public key line",
+        description="OpenSSH public key line, printable characters (spaces, tabs and line"
+        " breaks around it are dropped)",
         examples=[EXAMPLE_KEY],
     )
     admin_pwd: SecretStr = Field(
@@ -97,20 +106,26 @@ class OrbitCreateQuery(QueryModel):
         None, description="Image id (exactly one of image or volume)", examples=[3]
     )
     booting_volume: DbId | None = Field(None, description="Id of a detached bootable volume")
-    description: Description | None = Field(None, description="Free text")
+    description: Description | None = Field(
+        None, description="Free text: printable characters, tabs and line breaks"
+    )
 
 
 class OrbitPutQuery(QueryModel):
     vm_name: VmName = Field(
         description="New name (reaches the cloud's server too)", examples=["xxx"]
     )
-    description: Description | None = Field(None, examples=["hi"])
+    description: Description | None = Field(
+        None, description="Free text: printable characters, tabs and line breaks", examples=["hi"]
+    )
     delete_root: QueryBool = Field(False, description="Delete the root volume with the orbit")
 
 
 class OrbitPatchQuery(QueryModel):
     vm_name: VmName | None = Field(None, examples=["xxx"])
-    description: Description | None = Field(None, examples=["hi"])
+    description: Description | None = Field(
+        None, description="Free text: printable characters, tabs and line breaks", examples=["hi"]
+    )
     delete_root: QueryBool | None = Field(None, description="Delete the root volume with the orbit")
 
 

@@ -28,7 +28,7 @@ class VolumeListQuery(QueryModel):
 
 
 class VolumeCreateQuery(QueryModel):
-    nickname: Nickname = Field(description="Name of the volume")
+    nickname: Nickname = Field(description="Name of the volume, printable characters")
     capacity: WholeNumber = Field(
         ge=1, le=MAX_DB_INT, description="Size in GB: a capacity from GET /volume/templates"
     )

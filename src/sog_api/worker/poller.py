@@ -21,10 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sog_api.cloud import base as cb
 from sog_api.db.base import utcnow
+from sog_api.db.errors import is_unavailable
 from sog_api.operations import models as opm
 from sog_api.operations.models import Operation
 from sog_api.settings import Settings
 from sog_api.worker.apply import apply_step, mirror_progress
+from sog_api.worker.failures import log_failure
 from sog_api.worker.flows import FLOWS, Snapshot, Step, Watch, locked
 from sog_api.worker.progress import OPENSTACK_FACTOR, band_progress
 from sog_api.worker.reconcile import Reconciler
@@ -64,6 +66,8 @@ class Poller:
         except cb.CloudError as exc:
             log.warning("reconcile_failed error=%s", exc.message)
             self._keep_quiet(exc)
+        except Exception as exc:
+            log_failure("reconcile_failed", exc)
 
     def _keep_quiet(self, exc: cb.CloudError) -> None:
         """Honour a ``Retry-After``: list nothing until then (progress and deadlines go on)."""
@@ -89,8 +93,10 @@ class Poller:
         for op in ops:
             try:
                 await self._settle(op, snap)
-            except Exception:
-                log.exception("settle_error op=%s", op.id)
+            except Exception as exc:
+                log_failure("settle_error", exc, op=op.id)
+                if is_unavailable(exc):
+                    break  # the others would meet it too: the next cycle settles them
         return len(ops)
 
     async def _snapshot(self, ops: list[Operation]) -> Snapshot:

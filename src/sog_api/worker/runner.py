@@ -32,6 +32,7 @@ from sog_api.worker import orbit_flows as _orbit_flows  # noqa: F401  (registers
 from sog_api.worker import volume_flows as _volume_flows  # noqa: F401  (registers the flows)
 from sog_api.worker.apply import apply_step, backoff_seconds
 from sog_api.worker.context import ActionContext
+from sog_api.worker.failures import log_failure
 from sog_api.worker.flows import FLOWS, Flow, Step, locked
 from sog_api.worker.poller import Poller
 
@@ -41,14 +42,6 @@ MAX_UNEXPECTED_ATTEMPTS = 5
 # The error an operation shows while a step that may have reached the cloud is done again.
 TAKEN_OVER = "The worker running this step stopped; another attempt is being made."
 GIVEN_BACK = "The worker running this step was stopped; another attempt is being made."
-
-
-def _log_loop_error(event: str, exc: Exception) -> None:
-    """A database that is away is expected now and then: one line, no traceback."""
-    if is_unavailable(exc):
-        log.warning("%s database_unavailable error=%s", event, type(exc).__name__)
-    else:
-        log.exception(event)
 
 
 class Worker:
@@ -106,15 +99,15 @@ class Worker:
                         error=func.coalesce(Operation.error, GIVEN_BACK),
                     )
                 )
-        except Exception:  # the database may be gone at shutdown; leases expire anyway
-            log.warning("release_failed worker=%s", self.id)
+        except Exception as exc:  # the database may be gone at shutdown; leases expire anyway
+            log_failure("release_failed", exc, worker=self.id)
 
     async def _runner_loop(self, n: int) -> None:
         while not self._stopping.is_set():
             try:
                 worked = await self.run_once()
             except Exception as exc:
-                _log_loop_error("runner_error", exc)
+                log_failure("runner_error", exc)
                 worked = False
             if not worked:
                 await self._sleep(self.settings.worker_poll_interval, wakeable=True)
@@ -125,7 +118,7 @@ class Worker:
                 await self.poller.poll_once()
                 await self.poller.reconcile_if_due()
             except Exception as exc:
-                _log_loop_error("poller_error", exc)
+                log_failure("poller_error", exc)
             await self._sleep(self.settings.worker_poll_interval, wakeable=False)
 
     async def _sleep(self, seconds: float, *, wakeable: bool) -> None:
@@ -175,8 +168,8 @@ class Worker:
                         )
                         .values(lease_expires_at=utcnow() + timedelta(seconds=lease))
                     )
-            except Exception:  # the database may be away for a moment: try again next time
-                log.warning("lease_renewal_failed op=%s", op_id)
+            except Exception as exc:  # the database may be away for a moment: try again next time
+                log_failure("lease_renewal_failed", exc, op=op_id)
                 continue
             if cast(CursorResult[Any], result).rowcount == 0:
                 log.warning("lease_lost op=%s worker=%s", op_id, self.id)
