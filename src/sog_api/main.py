@@ -39,6 +39,7 @@ from sog_api.worker.runner import Worker
 log = logging.getLogger("sog_api")
 access_log = logging.getLogger("sog_api.access")
 
+CLIENT_CLOSED_REQUEST = 499  # logged and counted when no answer was sent (nginx's convention)
 SECRET_PARAMS = frozenset(
     {"admin_pwd", "password", "token", "api_key", "apikey", "key", "secret", "access_token"}
 )
@@ -80,7 +81,7 @@ class RequestContext:
         request_id = given if given.isprintable() and given else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -92,7 +93,10 @@ class RequestContext:
         token = RAW_QUERY.set(scope.get("query_string", b""))
         try:
             await self.app(scope, receive, send_with_id)
+            if status is None:  # the client left before its request was whole: no answer
+                status = CLIENT_CLOSED_REQUEST
         finally:
+            status = status or 500  # the app raised: the server answers 500
             RAW_QUERY.reset(token)
             elapsed = time.perf_counter() - started
             scope["app"].state.metrics.observe(scope, status, elapsed)

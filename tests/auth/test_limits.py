@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from sog_api.auth.limits import RequestLimits
 from sog_api.auth.ratelimit import RateLimiter
 from tests.auth.conftest import MakeClient, MakeKey, assert_problem
+from tests.conftest import TEST_API_KEY, db_rows
+from tests.helpers import running_orbit, wait_status
 
 
 class FakeClock:
@@ -112,7 +115,7 @@ class TestSizeLimits:
         small = await client.post("/vms/action/", content=b"x" * 100)
         assert small.status_code == 422  # through, and refused for its missing parameters
 
-    async def test_body_without_a_length_is_counted_as_it_streams(self) -> None:
+    async def test_a_body_without_a_length_is_counted_before_the_app_runs(self) -> None:
         async def reads_body(scope: Scope, receive: Receive, send: Send) -> None:
             while (await receive()).get("more_body"):
                 pass
@@ -121,13 +124,65 @@ class TestSizeLimits:
 
         app = RequestLimits(reads_body, max_body_bytes=10, max_url_length=1000)
 
-        async def chunks(n: int) -> Any:
-            for _ in range(n):
-                yield b"xxxx"
-
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
-            assert (await http.post("/", content=chunks(2))).status_code == 200
-            response = await http.post("/", content=chunks(3))
+            assert (await http.post("/", content=chunks(2, b"xxxx"))).status_code == 200
+            response = await http.post("/", content=chunks(3, b"xxxx"))
             assert response.status_code == 413
             assert response.json()["code"] == "payload_too_large"
+
+    @pytest.mark.parametrize("settings_overrides", [{"max_body_bytes": 100}])
+    async def test_a_chunked_body_too_large_is_refused_before_anything_is_done(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        """The handlers never read the body, so it must be counted before they run: a chunked
+        body (no Content-Length) over the limit is a 413 and the action is not carried out."""
+        orbit = await running_orbit(client)
+        operations = "SELECT id FROM operations WHERE orbit_id = :id"
+        before = await db_rows(app, operations, id=orbit["id"])
+        action = {"action": "reboot", "orbit_id": orbit["id"]}
+        response = await client.post("/vms/action/", params=action, content=chunks(26, b"xxxx"))
+        assert "content-length" not in response.request.headers
+        assert_problem(response, 413, "payload_too_large")
+        assert (await client.get(f"/vms/vm_details/{orbit['id']}/")).json()["status"] == "RUNNING"
+        assert await db_rows(app, operations, id=orbit["id"]) == before
+        # Within the limit, chunked or not, the body is passed on and the request carried out.
+        response = await client.post("/vms/action/", params=action, content=chunks(25, b"xxxx"))
+        assert response.status_code == 202, response.text
+        await wait_status(client, orbit["id"], "RUNNING")
+
+    async def test_a_request_whose_client_leaves_mid_body_is_not_carried_out(
+        self, app: FastAPI, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        orbit = await running_orbit(client)
+        messages: list[Message] = [
+            {"type": "http.request", "body": b"xxxx", "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        query = f"action=pause&orbit_id={orbit['id']}".encode()
+        headers = [(b"authorization", f"Token {TEST_API_KEY}".encode())]
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": "/vms/action/", "raw_path": b"/vms/action/",
+            "query_string": query, "root_path": "", "headers": headers,
+            "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+        }  # fmt: skip
+        caplog.set_level(logging.INFO, logger="sog_api.access")
+        await app(scope, receive, send)
+        assert sent == []  # nobody is left to answer
+        assert "path=/vms/action/ " in caplog.text and " status=499 " in caplog.text
+        assert (await client.get(f"/vms/vm_details/{orbit['id']}/")).json()["status"] == "RUNNING"
+
+
+async def chunks(n: int, chunk: bytes) -> AsyncIterator[bytes]:
+    """A body sent in ``n`` pieces with no Content-Length (Transfer-Encoding: chunked)."""
+    for _ in range(n):
+        yield chunk
