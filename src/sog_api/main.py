@@ -28,7 +28,7 @@ from sog_api.errors import (
     install_error_handlers,
     responses,
 )
-from sog_api.http import RAW_QUERY, SlashRouter
+from sog_api.http import RAW_QUERY, HeadAsGet, SlashRouter
 from sog_api.metrics import Metrics, metrics_router
 from sog_api.operations.router import router as operations_router
 from sog_api.orbits.router import router as orbits_router
@@ -187,6 +187,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_auth(app)  # after the routers, inside RequestContext
     document_errors(app)
+    app.add_middleware(HeadAsGet)  # inside RequestContext, which logs the HEAD as it came
     app.add_middleware(RequestContext)
     return app
 
