@@ -263,7 +263,12 @@ RATE_LIMIT_HEADERS = {
     "RateLimit-Remaining": _header("Requests left before the limit", "integer"),
     "RateLimit-Reset": _header("Seconds until the whole allowance is back", "integer"),
 }
-REQUEST_ID = {"X-Request-ID": _header("This request's id (the one sent, or a new one)")}
+REQUEST_ID = {
+    "X-Request-ID": _header(
+        "This request's id: the one sent, when it is 1-64 letters, digits and `._:/+-`;"
+        " otherwise a new one"
+    )
+}
 RETRY_AFTER = {"Retry-After": _header("Seconds to wait before trying again", "integer")}
 PAGED_OPERATIONS = frozenset({"list_orbits", "list_volumes"})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -39,6 +40,9 @@ from sog_api.worker.runner import Worker
 log = logging.getLogger("sog_api")
 access_log = logging.getLogger("sog_api.access")
 
+# An X-Request-ID is kept when it is 1-64 of these characters (a UUID, a trace id); otherwise
+# the request gets a new one, so that it can stand as it is in a header, a log line or a URL.
+WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+-]{1,64}")
 CLIENT_CLOSED_REQUEST = 499  # logged and counted when no answer was sent (nginx's convention)
 SECRET_PARAMS = frozenset(
     {"admin_pwd", "password", "token", "api_key", "apikey", "key", "secret", "access_token"}
@@ -77,8 +81,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        given = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
-        request_id = given if given.isprintable() and given else uuid.uuid4().hex
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if WELL_FORMED_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status: int | None = None
