@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import time
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -44,9 +45,9 @@ access_log = logging.getLogger("sog_api.access")
 # the request gets a new one, so that it can stand as it is in a header, a log line or a URL.
 WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+-]{1,64}")
 CLIENT_CLOSED_REQUEST = 499  # logged and counted when no answer was sent (nginx's convention)
-SECRET_PARAMS = frozenset(
-    {"admin_pwd", "password", "token", "api_key", "apikey", "key", "secret", "access_token"}
-)
+# A query parameter whose name holds one of these (letters only, any case or spelling: admin_pwd,
+# ADMIN-PWD, admin_pwd[], admin%5Fpwd, api.key) has its value written as *** in the logs.
+SECRET_WORDS = ("pw", "pass", "secret", "token", "key", "auth")
 
 DESCRIPTION = """
 Self-service virtual machines ("orbits") and block volumes on an OpenStack cloud.
@@ -57,13 +58,24 @@ resource in its transitional status and a `Location` header naming the operation
 """
 
 
+def is_secret_name(name: str) -> bool:
+    """Whether a query parameter's name (percent-encoded, as sent) looks like a secret's."""
+    text = unicodedata.normalize("NFKC", unquote_plus(name)).casefold()  # fullwidth letters too
+    letters = "".join(c for c in text if "a" <= c <= "z")
+    return any(word in letters for word in SECRET_WORDS)
+
+
 def redact_query(query: str) -> str:
-    """The query string with the values of secret parameters replaced."""
+    """The query string with the values of secret parameters replaced by ``***``.
+
+    A pair without ``=`` whose text looks like a secret's goes whole (``admin_pwd%3Ds3cret``).
+    """
     parts = []
     for pair in query.split("&"):
         name, sep, _value = pair.partition("=")
-        secret = unquote_plus(name).strip().lower() in SECRET_PARAMS  # admin%5Fpwd is admin_pwd
-        parts.append(f"{name}=***" if sep and secret else pair)
+        if is_secret_name(name):
+            pair = f"{name}=***" if sep else "***"
+        parts.append(pair)
     return "&".join(parts)
 
 
