@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     auth: Literal["enabled", "disabled"] = "enabled"
     bootstrap_api_key: SecretStr | None = None
     rate_limit_per_minute: int = Field(600, ge=0, le=1_000_000)
+    auth_failure_limit_per_minute: int = Field(60, ge=0, le=1_000_000)
     max_body_bytes: int = Field(65536, ge=0)
     max_url_length: int = Field(16384, ge=256)
     default_quota_orbits: int | None = Field(None, ge=0)
