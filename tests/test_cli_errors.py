@@ -25,6 +25,10 @@ def run(monkeypatch: pytest.MonkeyPatch, *args: str, **env: str) -> int:
         ({"SOG_DB_POOL_SIZE": "0"}, "sog-api: SOG_DB_POOL_SIZE: Input should be greater"),
         ({"SOG_DATABASE_URL": "mysql://x"}, "sog-api: SOG_DATABASE_URL: Value error, use sqlite"),
         ({"SOG_ENV": "production"}, "sog-api: settings: Value error, SOG_ENV=production needs"),
+        (
+            {"SOG_BOOTSTRAP_API_KEY": "sog_bootstrap key with spaces-0123456789"},
+            "sog-api: SOG_BOOTSTRAP_API_KEY: Value error, SOG_BOOTSTRAP_API_KEY must be printable",
+        ),
     ],
 )
 @pytest.mark.parametrize(
@@ -43,6 +47,7 @@ def test_a_bad_setting(
     out, err = capsys.readouterr()
     assert err.startswith(expected) and "Traceback" not in err and len(err.splitlines()) == 1
     assert out == ""
+    assert all(value not in err for value in env.values() if len(value) > 12)  # no secrets
 
 
 def test_an_unreachable_database(

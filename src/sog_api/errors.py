@@ -28,6 +28,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sog_api.db.errors import is_unavailable
+from sog_api.http import allowed_methods
 
 log = logging.getLogger("sog_api.errors")
 
@@ -232,11 +233,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        headers = dict(getattr(exc, "headers", None) or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No route matches {request.method} {request.url.path}"
-        return problem_response(
-            request, exc.status_code, code, detail, headers=getattr(exc, "headers", None)
-        )
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request.app, request.scope)
+            detail = (
+                f"{request.url.path} does not answer {request.method};"
+                f" it answers {headers['Allow']}."
+            )
+        return problem_response(request, exc.status_code, code, detail, headers=headers)
 
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
         log.warning("database_unavailable error=%s", type(exc).__name__)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import unquote_plus, unquote_to_bytes
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, FastAPI, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import (
     AfterValidator,
@@ -20,6 +20,8 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import PydanticCustomError
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_DB_INT = 2_147_483_647
 
@@ -175,6 +177,77 @@ class SlashRouter(APIRouter):
             super().add_api_route(other, endpoint, **alt)
 
 
+class HeadAsGet:
+    """Answer HEAD wherever GET is answered, as RFC 9110 asks: the request goes through as a
+    GET (key, limits, route and handler alike) and the answer keeps its status and headers,
+    Content-Length included, without the body.
+
+    Routes stay GET-only, so the OpenAPI document shows no HEAD operations beside the GETs.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        as_get = dict(scope, method="GET")
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                if message.get("more_body", False):
+                    return
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        try:
+            await self.app(as_get, receive, headers_only)
+        finally:
+            for key, value in as_get.items():  # what routing found (the route, for metrics)
+                scope.setdefault(key, value)
+
+
+METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> str:
+    """The ``Allow`` header for the request's path: the methods of every route it matches.
+
+    Each method of a path is a route of its own, so the one route a 405 comes from knows only
+    its own method; this looks at them all.
+    """
+    table: list[tuple[re.Pattern[str], frozenset[str]]] | None = getattr(
+        app.state, "method_table", None
+    )
+    if table is None:
+        table = app.state.method_table = _method_table(app)
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    methods = {m for regex, found in table if regex.match(path) for m in found}
+    if "GET" in methods:
+        methods.add("HEAD")  # see HeadAsGet
+    order = {m: n for n, m in enumerate(METHOD_ORDER)}
+    return ", ".join(sorted(methods, key=lambda m: (order.get(m, len(order)), m)))
+
+
+def _method_table(app: FastAPI) -> list[tuple[re.Pattern[str], frozenset[str]]]:
+    try:  # FastAPI >= 0.16x keeps included routers lazily; this walks into them
+        from fastapi.routing import iter_route_contexts
+
+        routes: list[Any] = list(iter_route_contexts(app.routes))
+    except ImportError:  # older FastAPI flattens included routers
+        routes = list(app.routes)
+    table = []
+    for route in routes:
+        path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+        if path and methods:
+            table.append((compile_path(path)[0], frozenset(methods)))
+    return table
+
+
 def pagination_headers(
     request: Request, response: Response, total: int, limit: int, offset: int
 ) -> None:
@@ -211,7 +284,12 @@ RATE_LIMIT_HEADERS = {
     "RateLimit-Remaining": _header("Requests left before the limit", "integer"),
     "RateLimit-Reset": _header("Seconds until the whole allowance is back", "integer"),
 }
-REQUEST_ID = {"X-Request-ID": _header("This request's id (the one sent, or a new one)")}
+REQUEST_ID = {
+    "X-Request-ID": _header(
+        "This request's id: the one sent, when it is 1-64 letters, digits and `._:/+-`;"
+        " otherwise a new one"
+    )
+}
 RETRY_AFTER = {"Retry-After": _header("Seconds to wait before trying again", "integer")}
 PAGED_OPERATIONS = frozenset({"list_orbits", "list_volumes"})
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
+import unicodedata
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -28,7 +30,7 @@ from sog_api.errors import (
     install_error_handlers,
     responses,
 )
-from sog_api.http import RAW_QUERY, SlashRouter
+from sog_api.http import RAW_QUERY, HeadAsGet, SlashRouter
 from sog_api.metrics import Metrics, metrics_router
 from sog_api.operations.router import router as operations_router
 from sog_api.orbits.router import router as orbits_router
@@ -39,9 +41,13 @@ from sog_api.worker.runner import Worker
 log = logging.getLogger("sog_api")
 access_log = logging.getLogger("sog_api.access")
 
-SECRET_PARAMS = frozenset(
-    {"admin_pwd", "password", "token", "api_key", "apikey", "key", "secret", "access_token"}
-)
+# An X-Request-ID is kept when it is 1-64 of these characters (a UUID, a trace id); otherwise
+# the request gets a new one, so that it can stand as it is in a header, a log line or a URL.
+WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+-]{1,64}")
+CLIENT_CLOSED_REQUEST = 499  # logged and counted when no answer was sent (nginx's convention)
+# A query parameter whose name holds one of these (letters only, any case or spelling: admin_pwd,
+# ADMIN-PWD, admin_pwd[], admin%5Fpwd, api.key) has its value written as *** in the logs.
+SECRET_WORDS = ("pw", "pass", "secret", "token", "key", "auth")
 
 READY_QUERY = text("SELECT id FROM projects LIMIT 1")
 """What /readyz reads: a row of a real table (``SELECT 1`` reads no page of an SQLite file)."""
@@ -56,13 +62,24 @@ resource in its transitional status and a `Location` header naming the operation
 """
 
 
+def is_secret_name(name: str) -> bool:
+    """Whether a query parameter's name (percent-encoded, as sent) looks like a secret's."""
+    text = unicodedata.normalize("NFKC", unquote_plus(name)).casefold()  # fullwidth letters too
+    letters = "".join(c for c in text if "a" <= c <= "z")
+    return any(word in letters for word in SECRET_WORDS)
+
+
 def redact_query(query: str) -> str:
-    """The query string with the values of secret parameters replaced."""
+    """The query string with the values of secret parameters replaced by ``***``.
+
+    A pair without ``=`` whose text looks like a secret's goes whole (``admin_pwd%3Ds3cret``).
+    """
     parts = []
     for pair in query.split("&"):
         name, sep, _value = pair.partition("=")
-        secret = unquote_plus(name).strip().lower() in SECRET_PARAMS  # admin%5Fpwd is admin_pwd
-        parts.append(f"{name}=***" if sep and secret else pair)
+        if is_secret_name(name):
+            pair = f"{name}=***" if sep else "***"
+        parts.append(pair)
     return "&".join(parts)
 
 
@@ -80,11 +97,11 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        given = headers.get(b"x-request-id", b"").decode("latin-1")[:64]
-        request_id = given if given.isprintable() and given else uuid.uuid4().hex
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if WELL_FORMED_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -96,7 +113,10 @@ class RequestContext:
         token = RAW_QUERY.set(scope.get("query_string", b""))
         try:
             await self.app(scope, receive, send_with_id)
+            if status is None:  # the client left before its request was whole: no answer
+                status = CLIENT_CLOSED_REQUEST
         finally:
+            status = status or 500  # the app raised: the server answers 500
             RAW_QUERY.reset(token)
             elapsed = time.perf_counter() - started
             scope["app"].state.metrics.observe(scope, status, elapsed)
@@ -188,6 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     install_auth(app)  # after the routers, inside RequestContext
     document_errors(app)
+    app.add_middleware(HeadAsGet)  # inside RequestContext, which logs the HEAD as it came
     app.add_middleware(RequestContext)
     return app
 

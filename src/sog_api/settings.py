@@ -16,7 +16,11 @@ DEV_SECRET_KEY = "dev-only-secret-key-change-me"
 class Settings(BaseSettings):
     """Everything an operator can set; each field is documented in the README's table."""
 
-    model_config = SettingsConfigDict(env_prefix="SOG_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: an invalid setting's error never shows its value (a key, a secret,
+    # a database URL's password), in a traceback or a log line
+    model_config = SettingsConfigDict(
+        env_prefix="SOG_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["development", "production"] = "development"
     database_url: str = "sqlite+aiosqlite:///./sog.db"
@@ -50,6 +54,7 @@ class Settings(BaseSettings):
     auth: Literal["enabled", "disabled"] = "enabled"
     bootstrap_api_key: SecretStr | None = None
     rate_limit_per_minute: int = Field(600, ge=0, le=1_000_000)
+    auth_failure_limit_per_minute: int = Field(60, ge=0, le=1_000_000)
     max_body_bytes: int = Field(65536, ge=0)
     max_url_length: int = Field(16384, ge=256)
     default_quota_orbits: int | None = Field(None, ge=0)
@@ -74,9 +79,19 @@ class Settings(BaseSettings):
 
     @field_validator("bootstrap_api_key")
     @classmethod
-    def _long_bootstrap_key(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not 32 <= len(value.get_secret_value()) <= 256:
+    def _usable_bootstrap_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return value
+        key = value.get_secret_value()
+        if not 32 <= len(key) <= 256:
             raise ValueError("SOG_BOOTSTRAP_API_KEY must be 32 to 256 characters long")
+        if not all("!" <= c <= "~" for c in key):
+            # "Authorization: Token <key>" carries no spaces, control characters or (as sent by
+            # clients) non-ASCII text that would hash as stored: such a key could never be used
+            raise ValueError(
+                "SOG_BOOTSTRAP_API_KEY must be printable ASCII without spaces (no whitespace,"
+                " control or non-ASCII characters)"
+            )
         return value
 
     @model_validator(mode="after")

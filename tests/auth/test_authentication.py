@@ -35,6 +35,9 @@ def is_public(path: str) -> bool:
     return (path.rstrip("/") or "/") in PUBLIC
 
 
+# Each test refuses every route in turn, from one address: more refusals than the default
+# SOG_AUTH_FAILURE_LIMIT_PER_MINUTE allows (tests/auth/test_limits.py tests that limit).
+@pytest.mark.parametrize("settings_overrides", [{"auth_failure_limit_per_minute": 0}])
 class TestEveryRoute:
     def test_public_paths_are_exactly_the_probes_and_docs(self, app: FastAPI) -> None:
         assert public_paths(app) == PUBLIC

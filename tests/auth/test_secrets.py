@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote_plus, urlencode
 
 import httpx
 import pytest
@@ -16,10 +17,16 @@ from sog_api.main import redact_query
 from sog_api.secrets import SecretBox
 from sog_api.settings import Settings
 from tests.auth.conftest import MakeClient, MakeKey, assert_problem
-from tests.conftest import TEST_API_KEY, db_rows
+from tests.conftest import SSH_KEY, TEST_API_KEY, db_rows
 from tests.helpers import create_orbit, create_params, wait_status
 
 PASSWORD = "Pw-7f3a9c-never-stored-in-clear"
+# Names a client may give a secret (the API itself reads only admin_pwd, however encoded).
+SPELLINGS = [
+    "admin_pwd[]", "admin_pwd%00", "ADMIN_PWD", "+admin_pwd", "admin_pwd+", "%61dmin_pwd",
+    "Admin-Pwd", "%EF%BD%81dmin_pwd", "admin_pw", "adminPassword", "x-api-key", "auth_token",
+    "client.secret", "%20admin%20pwd%20",
+]  # fmt: skip
 
 
 async def every_stored_text(app: FastAPI) -> list[tuple[str, str, str]]:
@@ -116,7 +123,29 @@ class TestRedaction:
             ("admin%5Fpwd=s3cret", "admin%5Fpwd=***"),
             ("ADMIN_PWD=s3cret&api_key=k&token=t", "ADMIN_PWD=***&api_key=***&token=***"),
             ("password=p&vm_name=admin_pwd", "password=***&vm_name=admin_pwd"),
+            ("admin_pwd%3Ds3cret&x=1", "***&x=1"),  # no "=": the whole pair goes
         ],
     )
     def test_secret_query_parameters_are_redacted(self, query: str, expected: str) -> None:
         assert redact_query(query) == expected
+
+    @pytest.mark.parametrize("name", SPELLINGS)
+    def test_every_spelling_of_a_secret_name_is_redacted(self, name: str) -> None:
+        assert redact_query(f"vm_name=a&{name}=s3cret&x=1") == f"vm_name=a&{name}=***&x=1"
+
+    def test_the_other_parameters_are_logged_as_sent(self) -> None:
+        query = urlencode({k: v for k, v in create_params().items() if k != "admin_pwd"})
+        kept = query.replace(quote_plus(SSH_KEY), "***")  # "key" is in its name
+        assert redact_query(query) == kept and "vm_name=web" in kept
+
+    async def test_no_spelling_of_a_password_reaches_the_logs(
+        self, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        caplog.set_level(logging.DEBUG)
+        base = urlencode({k: v for k, v in create_params().items() if k != "admin_pwd"})
+        for n, name in enumerate(SPELLINGS):
+            await client.post(f"/vms/create/?{base}&{name}={PASSWORD}{n}")
+        await client.post(f"/vms/create/?{base}&admin_pwd%3D{PASSWORD}x")
+        server = [r for r in caplog.records if not r.name.startswith(("httpx", "httpcore"))]
+        assert sum(r.name == "sog_api.access" for r in server) == len(SPELLINGS) + 1
+        assert PASSWORD not in "\n".join(f"{r.getMessage()} {r.args!r}" for r in server)

@@ -48,6 +48,34 @@ class TestProductionSettings:
         with pytest.raises(ValidationError, match="SOG_BOOTSTRAP_API_KEY"):
             Settings(bootstrap_api_key=key)
 
+    @pytest.mark.parametrize(
+        "key",
+        [
+            " " + STRONG, STRONG + " ", STRONG[:20] + " " + STRONG[20:], STRONG + "\t",
+            STRONG + "\n", "\u00a0" + STRONG, STRONG + "\x7f", STRONG + "\u00e9",
+        ],
+        ids=["leading space", "trailing space", "space", "tab", "newline", "nbsp", "DEL", "e-acute"],
+    )  # fmt: skip
+    def test_bootstrap_key_must_be_printable_ascii_without_spaces(self, key: str) -> None:
+        with pytest.raises(ValidationError, match="SOG_BOOTSTRAP_API_KEY must be printable") as e:
+            Settings(bootstrap_api_key=key)
+        assert STRONG not in str(e.value)
+
+    @pytest.mark.parametrize(
+        ("overrides", "secret"),
+        [
+            ({"bootstrap_api_key": "sog_" + "x " * 20}, "x x x"),
+            ({"secret_key": "s3cret-value", "env": "production"}, "s3cret-value"),
+            ({"database_url": "mysql://sog:hunter2@db/sog"}, "hunter2"),
+        ],
+    )
+    def test_an_invalid_setting_s_error_never_shows_its_value(
+        self, overrides: dict[str, str], secret: str
+    ) -> None:
+        with pytest.raises(ValidationError) as e:
+            Settings(**overrides)  # type: ignore[arg-type]
+        assert secret not in str(e.value)  # what a traceback (uvicorn --factory) would show
+
     def test_bootstrap_key_is_not_shown_in_the_settings_repr(self) -> None:
         assert TEST_API_KEY not in repr(Settings(bootstrap_api_key=TEST_API_KEY))
 
@@ -85,6 +113,19 @@ class TestStartupKeys:
         printed = capsys.readouterr().err
         assert key not in printed and "keys create --project default" in printed
         assert "api_key_created" not in caplog.text
+
+    async def test_a_bootstrap_key_of_any_printable_ascii_authenticates(
+        self, database_url: str
+    ) -> None:
+        key = "sog_!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~" + STRONG
+        settings = make_settings(database_url, bootstrap_api_key=key)
+        async with running(settings) as app:
+            transport = httpx.ASGITransport(app=app)
+            headers = {"Authorization": f"Token {key}"}
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://t", headers=headers
+            ) as http:
+                assert (await http.get("/vms/")).status_code == 200
 
     async def test_production_makes_no_key_by_itself(self, database_url: str) -> None:
         settings = make_settings(

@@ -8,10 +8,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from sog_api.errors import problem_response
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 async def send_problem(
     scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str,
     headers: dict[str, str] | None = None,
@@ -23,7 +19,7 @@ async def send_problem(
 
 class RequestLimits:
     """Refuse URLs longer than ``max_url_length``, paths ending in a line feed (404) and bodies
-    over ``max_body_bytes``."""
+    over ``max_body_bytes``, whether they declare a length or come in chunks."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_url_length: int) -> None:
         self.app = app
@@ -49,31 +45,32 @@ class RequestLimits:
         if declared is not None and declared > self.max_body:
             await self._too_large(scope, receive, send)
             return
-        await self._guarded(scope, receive, send)
+        body = await self._read_body(receive)
+        if body is None:
+            return  # the client went away before its request was complete: nothing to do
+        if len(body) > self.max_body:
+            await self._too_large(scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Count the body as it streams in (a chunked body declares no length)."""
-        received, started = 0, False
+    async def _read_body(self, receive: Receive) -> bytes | None:
+        """The whole body, read before any handler runs, or None if the client disconnected.
 
-        async def limited_receive() -> Message:
-            nonlocal received
+        The handlers never read the body (every parameter is in the query string), so a limit
+        counted as they read would never be reached: a chunked body, which declares no length,
+        would be acted on whatever its size. Reading stops one byte past the limit.
+        """
+        parts: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body:
-                    raise _BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
-                await self._too_large(scope, receive, send)
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
+            parts.append(chunk)
+            size += len(chunk)
+            if size > self.max_body or not message.get("more_body", False):
+                return b"".join(parts)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         detail = (
@@ -81,6 +78,16 @@ class RequestLimits:
             " parameters travel in the query string."
         )
         await send_problem(scope, receive, send, 413, "payload_too_large", detail)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that gives the body already read, then whatever the client sends next."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -22,6 +22,10 @@ MISSING = (
     "Authentication required: send the header 'Authorization: Token <key>' (or 'Bearer <key>')."
 )
 INVALID = "The API key is invalid or has been revoked."
+TOO_MANY_FAILURES = (
+    "Too many refused authentications from this address: at most {limit} a minute."
+    " Check the API key."
+)
 
 
 def route_path(scope: Scope) -> str:
@@ -46,15 +50,21 @@ def presented_key(scope: Scope) -> str | None:
 
 
 class AuthMiddleware:
-    """Authenticate, set ``state.project_id`` / ``state.api_key_id``, apply the rate limit."""
+    """Authenticate, set ``state.project_id`` / ``state.api_key_id``, apply the rate limit.
+
+    Refused authentications (no key, or one that is unknown or revoked) are limited per client
+    address by ``failures``: once its allowance is spent, the address is answered 429 before
+    any key is looked up, so guessing keys costs the database nothing.
+    """
 
     def __init__(
         self, app: ASGIApp, *, settings: Settings, limiter: RateLimiter,
-        public_paths: Collection[str],
+        failures: RateLimiter, public_paths: Collection[str],
     ) -> None:  # fmt: skip
         self.app = app
         self.settings = settings
         self.limiter = limiter
+        self.failures = failures
         self.public = frozenset(public_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -87,9 +97,17 @@ class AuthMiddleware:
         """The caller, or None after refusing the request (401, or 503 when the db is down)."""
         if self.settings.auth == "disabled":
             return Principal(key_id=None, project_id=DEFAULT_PROJECT_ID)
+        address = client_address(scope)
+        if self.failures.enabled:
+            allowance = self.failures.check(address)
+            if not allowance.allowed:
+                detail = TOO_MANY_FAILURES.format(limit=allowance.limit)
+                headers = {"Retry-After": str(allowance.retry_after)}
+                await self._deny(scope, receive, send, 429, "rate_limited", detail, headers)
+                return None
         key = presented_key(scope)
         if key is None:
-            await self._refuse(scope, receive, send, MISSING)
+            await self._refuse(scope, receive, send, MISSING, address)
             return None
         try:
             async with scope["app"].state.read_sessionmaker() as session:
@@ -101,10 +119,14 @@ class AuthMiddleware:
             await self._deny(scope, receive, send, 503, "service_unavailable", detail, headers)
             return None
         if principal is None:
-            await self._refuse(scope, receive, send, INVALID)
+            await self._refuse(scope, receive, send, INVALID, address)
         return principal
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send, detail: str) -> None:
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, detail: str, address: str
+    ) -> None:
+        if self.failures.enabled:
+            self.failures.hit(address)
         headers = {"WWW-Authenticate": CHALLENGE}
         await self._deny(scope, receive, send, 401, "unauthorized", detail, headers)
 
@@ -119,8 +141,13 @@ class AuthMiddleware:
         await send_problem(scope, receive, send, status, code, detail, headers)
 
 
+def client_address(scope: Scope) -> str:
+    """The client's address (uvicorn takes it from X-Forwarded-For behind a trusted proxy)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 def _bucket(scope: Scope, principal: Principal) -> str:
     if principal.key_id is not None:
         return f"key:{principal.key_id}"
-    client = scope.get("client")
-    return f"client:{client[0] if client else 'unknown'}"
+    return f"client:{client_address(scope)}"

@@ -25,7 +25,10 @@ SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _AUTH_RESPONSES = {
     "401": "Missing, invalid or revoked API key",
-    "429": "Rate limit reached; retry after `Retry-After` seconds",
+    "429": (
+        "Too many requests with this API key, or too many refused authentications from this"
+        " address; retry after `Retry-After` seconds"
+    ),
 }
 
 

@@ -1,4 +1,5 @@
-"""Per-key rate limiting: a token bucket per key, kept in this process's memory.
+"""Rate limiting: a token bucket per key (an API key, or a client address for refused
+authentications), kept in this process's memory.
 
 Each API process counts on its own, so N replicas behind a load balancer allow up to N times the
 configured rate in all; a shared store (Redis, the database) would be needed for one global count.
@@ -56,14 +57,25 @@ class RateLimiter:
     def hit(self, key: str) -> Decision:
         """Take one token from ``key``'s bucket if there is one."""
         now = self.clock()
-        tokens, last = self._buckets.get(key, (float(self.limit), now))
-        tokens = min(float(self.limit), tokens + max(0.0, now - last) * self.rate)
+        tokens = self._tokens(key, now)
         allowed = tokens >= 1.0
         if allowed:
             tokens -= 1.0
         self._buckets[key] = (tokens, now)
         if len(self._buckets) > self.max_buckets:
             self._prune(now)
+        return self._decision(tokens, allowed)
+
+    def check(self, key: str) -> Decision:
+        """Whether ``key``'s bucket holds a token, without taking it."""
+        tokens = self._tokens(key, self.clock())
+        return self._decision(tokens, tokens >= 1.0)
+
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, last = self._buckets.get(key, (float(self.limit), now))
+        return min(float(self.limit), tokens + max(0.0, now - last) * self.rate)
+
+    def _decision(self, tokens: float, allowed: bool) -> Decision:
         return Decision(
             allowed=allowed,
             limit=self.limit,

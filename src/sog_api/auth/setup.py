@@ -38,9 +38,13 @@ def install_auth(app: FastAPI) -> None:
     """
     settings: Settings = app.state.settings
     limiter = RateLimiter(settings.rate_limit_per_minute)
-    app.state.rate_limiter = limiter
+    failures = RateLimiter(settings.auth_failure_limit_per_minute)
+    app.state.rate_limiter, app.state.auth_failure_limiter = limiter, failures
     public = public_paths(app)
-    app.add_middleware(AuthMiddleware, settings=settings, limiter=limiter, public_paths=public)
+    app.add_middleware(
+        AuthMiddleware, settings=settings, limiter=limiter, failures=failures,
+        public_paths=public,
+    )  # fmt: skip
     app.add_middleware(
         RequestLimits,
         max_body_bytes=settings.max_body_bytes,
