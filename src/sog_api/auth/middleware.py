@@ -53,8 +53,8 @@ class AuthMiddleware:
     """Authenticate, set ``state.project_id`` / ``state.api_key_id``, apply the rate limit.
 
     Refused authentications (no key, or one that is unknown or revoked) are limited per client
-    address by ``failures``: once its allowance is spent, the address is answered 429 before
-    any key is looked up, so guessing keys costs the database nothing.
+    address by ``failures``: once its allowance is spent, its refusals are 429s, which slows a
+    key-guessing client down; a good key from the same address still works.
     """
 
     def __init__(
@@ -98,13 +98,6 @@ class AuthMiddleware:
         if self.settings.auth == "disabled":
             return Principal(key_id=None, project_id=DEFAULT_PROJECT_ID)
         address = client_address(scope)
-        if self.failures.enabled:
-            allowance = self.failures.check(address)
-            if not allowance.allowed:
-                detail = TOO_MANY_FAILURES.format(limit=allowance.limit)
-                headers = {"Retry-After": str(allowance.retry_after)}
-                await self._deny(scope, receive, send, 429, "rate_limited", detail, headers)
-                return None
         key = presented_key(scope)
         if key is None:
             await self._refuse(scope, receive, send, MISSING, address)
@@ -125,7 +118,15 @@ class AuthMiddleware:
     async def _refuse(
         self, scope: Scope, receive: Receive, send: Send, detail: str, address: str
     ) -> None:
+        """401, or 429 once the address has spent its allowance of refusals (a good key from
+        the same address, another client behind one proxy, is never held back by them)."""
         if self.failures.enabled:
+            allowance = self.failures.check(address)
+            if not allowance.allowed:
+                detail = TOO_MANY_FAILURES.format(limit=allowance.limit)
+                headers = {"Retry-After": str(allowance.retry_after)}
+                await self._deny(scope, receive, send, 429, "rate_limited", detail, headers)
+                return
             self.failures.hit(address)
         headers = {"WWW-Authenticate": CHALLENGE}
         await self._deny(scope, receive, send, 401, "unauthorized", detail, headers)
