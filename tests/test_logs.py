@@ -130,5 +130,5 @@ class TestEveryLine:
             assert message == f"unhandled_error path={value} code=7"  # left as it was
 
     def test_other_libraries_lines_are_left_as_they_are(self, read_log: ReadLog) -> None:
-        logging.getLogger("uvicorn.error").info("Uvicorn running on %s (%s)", "http://x", "a b")
-        assert read_log() == ["Uvicorn running on http://x (a b)"]
+        logging.getLogger("a_library.module").warning("Running on %s (%s)", "http://x", "a b")
+        assert read_log() == ["Running on http://x (a b)"]
