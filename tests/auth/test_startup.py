@@ -80,6 +80,14 @@ class TestProductionSettings:
         assert TEST_API_KEY not in repr(Settings(bootstrap_api_key=TEST_API_KEY))
 
 
+async def lists_orbits_with(app: FastAPI, key: str) -> int:
+    """The status of GET /vms/ with this key."""
+    transport = httpx.ASGITransport(app=app)
+    headers = {"Authorization": f"Token {key}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as http:
+        return (await http.get("/vms/")).status_code
+
+
 @asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[FastAPI]:
     """The app between start and shutdown."""
@@ -101,12 +109,7 @@ class TestStartupKeys:
             assert f"curl -H 'Authorization: Token {key}' http://127.0.0.1:8001/vms/" in printed
             assert "api_key_created key_id=1" in caplog.text
             assert key not in caplog.text  # on the terminal only, never in the logs
-            transport = httpx.ASGITransport(app=app)
-            headers = {"Authorization": f"Token {key}"}
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://t", headers=headers
-            ) as http:
-                assert (await http.get("/vms/")).status_code == 200
+            assert await lists_orbits_with(app, key) == 200
         caplog.clear()
         async with running(settings) as again:  # a restart: nothing new is made or shown
             assert len(await db_rows(again, "SELECT id FROM api_keys")) == 1
@@ -120,12 +123,7 @@ class TestStartupKeys:
         key = "sog_!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~" + STRONG
         settings = make_settings(database_url, bootstrap_api_key=key)
         async with running(settings) as app:
-            transport = httpx.ASGITransport(app=app)
-            headers = {"Authorization": f"Token {key}"}
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://t", headers=headers
-            ) as http:
-                assert (await http.get("/vms/")).status_code == 200
+            assert await lists_orbits_with(app, key) == 200
 
     async def test_production_makes_no_key_by_itself(self, database_url: str) -> None:
         settings = make_settings(
