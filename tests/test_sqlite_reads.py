@@ -95,3 +95,31 @@ async def test_a_writer_waits_for_the_lock_as_long_as_the_statement_timeout(
     assert await db_rows(app, "SELECT id FROM volumes") == []
     response = await client.post("/volume/create/", params={"nickname": "v", "capacity": 20})
     assert response.status_code == 201, response.text  # and it writes again once the lock is free
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [{"run_worker": False, "db_pool_size": 2, "db_pool_timeout": 1, "db_statement_timeout": 5}],
+)
+async def test_writers_queued_for_the_lock_leave_connections_for_reads(
+    client: httpx.AsyncClient, database_url: str
+) -> None:
+    # Reads and writes shared one pool: writers waiting for the lock held every connection, so
+    # GETs and /readyz waited for them (tens of seconds), then answered 503.
+    with write_lock(database_url):
+        writers = [
+            asyncio.ensure_future(
+                client.post("/volume/create/", params={"nickname": f"v{n}", "capacity": 20})
+            )
+            for n in range(20)  # more than any pool holds
+        ]
+        await asyncio.sleep(0.5)  # every connection of the writers' pool is taken or waited for
+        started = time.monotonic()
+        reads = await asyncio.wait_for(
+            asyncio.gather(client.get("/vms/"), client.get("/readyz")), timeout=5
+        )
+        elapsed = time.monotonic() - started
+        statuses = [r.status_code for r in await asyncio.gather(*writers)]
+    assert [r.status_code for r in reads] == [200, 200]
+    assert elapsed < 1.5, elapsed
+    assert set(statuses) == {503}  # no writer got the lock; none waited past pool + busy timeout

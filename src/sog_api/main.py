@@ -16,6 +16,7 @@ from urllib.parse import unquote_plus
 from fastapi import FastAPI, Request
 from fastapi.routing import APIRoute
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sog_api.auth.setup import install_auth, start_auth
@@ -23,7 +24,7 @@ from sog_api.catalog.loader import load_catalog, read_catalog
 from sog_api.catalog.router import router as catalog_router
 from sog_api.cloud.factory import build_cloud
 from sog_api.db import migrate
-from sog_api.db.engine import create_engine, create_sessionmaker, read_only
+from sog_api.db.engine import create_engine, create_read_engine, create_sessionmaker
 from sog_api.errors import (
     ServiceUnavailable,
     document_errors,
@@ -135,7 +136,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     engine = create_engine(settings)
     sessions = create_sessionmaker(engine)
     app.state.engine, app.state.sessionmaker = engine, sessions
-    app.state.read_engine = read_only(engine)
+    app.state.read_engine = create_read_engine(settings, engine)
     app.state.read_sessionmaker = create_sessionmaker(app.state.read_engine)
     if settings.load_catalog_on_start:
         catalog = read_catalog(settings.catalog_file)
@@ -158,7 +159,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if worker is not None:
             await worker.stop()
         await cloud.close()
+        await app.state.read_engine.dispose()
         await engine.dispose()
+
+
+async def _read_one_row(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(READY_QUERY)
 
 
 def _health_router() -> SlashRouter:
@@ -173,8 +180,7 @@ def _health_router() -> SlashRouter:
     async def readyz(request: Request) -> dict[str, str]:
         """The database answers reads (for readiness probes and load balancers)."""
         try:  # a read, as GETs make it: on SQLite it does not wait for a writer's lock
-            async with request.app.state.read_engine.connect() as conn:
-                await asyncio.wait_for(conn.execute(READY_QUERY), timeout=READY_TIMEOUT)
+            await asyncio.wait_for(_read_one_row(request.app.state.read_engine), READY_TIMEOUT)
         except Exception as exc:
             raise ServiceUnavailable("The database is unavailable.") from exc
         return {"status": "ready"}

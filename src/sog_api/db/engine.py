@@ -27,11 +27,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     import sog_api.db.models  # noqa: F401  (every table known, whichever process this is)
 
     if settings.is_sqlite:
-        engine = create_async_engine(
-            settings.database_url, connect_args={"timeout": settings.db_statement_timeout}
-        )
-        _sqlite_pragmas(engine, busy_timeout_ms=max(1, round(settings.db_statement_timeout * 1000)))
-        return engine
+        return _sqlite_engine(settings)
     engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
@@ -50,6 +46,30 @@ def create_engine(settings: Settings) -> AsyncEngine:
         },
     )
     detect_disconnects(engine)
+    return engine
+
+
+def create_read_engine(settings: Settings, engine: AsyncEngine) -> AsyncEngine:
+    """The engine for sessions that only read (GET requests, key look-ups, /readyz).
+
+    On SQLite it has a pool of its own: writers queued for the write lock each hold a connection
+    while they wait, and must not take every connection from the reads, which need no lock.
+    PostgreSQL readers never wait for writers, so they share the one pool.
+    """
+    if settings.is_sqlite:
+        return read_only(_sqlite_engine(settings))
+    return read_only(engine)
+
+
+def _sqlite_engine(settings: Settings) -> AsyncEngine:
+    engine = create_async_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout,
+        connect_args={"timeout": settings.db_statement_timeout},
+    )
+    _sqlite_pragmas(engine, busy_timeout_ms=max(1, round(settings.db_statement_timeout * 1000)))
     return engine
 
 
