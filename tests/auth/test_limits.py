@@ -195,6 +195,19 @@ class TestRateLimiter:
         limiter.hit("new")
         assert list(limiter._buckets) == ["new"]
 
+    def test_a_flood_of_new_keys_keeps_at_most_the_cap(self) -> None:
+        # Only refilled buckets were forgotten: a flood within a minute grew the table without
+        # bound, and every hit past the cap scanned all of it.
+        clock = FakeClock()
+        limiter = RateLimiter(60, clock=clock, max_buckets=10)
+        limiter.hit("steady")
+        for n in range(1000):
+            limiter.hit(f"flood-{n}")
+            if n % 3 == 0:
+                limiter.hit("steady")  # seen again and again: kept
+        assert len(limiter._buckets) == 10
+        assert "steady" in limiter._buckets and "flood-999" in limiter._buckets
+
 
 class TestSizeLimits:
     async def test_long_url_is_414(self, client: httpx.AsyncClient) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,7 +49,8 @@ class RateLimiter:
         self.rate = per_minute / 60.0  # tokens per second
         self.clock = clock
         self.max_buckets = max_buckets
-        self._buckets: dict[str, tuple[float, float]] = {}  # key: (tokens, last seen)
+        # key: (tokens, last seen), least recently seen first
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
@@ -62,6 +64,7 @@ class RateLimiter:
         if allowed:
             tokens -= 1.0
         self._buckets[key] = (tokens, now)
+        self._buckets.move_to_end(key)
         if len(self._buckets) > self.max_buckets:
             self._prune(now)
         return self._decision(tokens, allowed)
@@ -85,6 +88,15 @@ class RateLimiter:
         )
 
     def _prune(self, now: float) -> None:
-        """Forget buckets that have refilled completely (they hold nothing worth keeping)."""
+        """Keep at most ``max_buckets``: forget the buckets that have refilled completely (they
+        hold nothing worth keeping), then, under a flood of new keys, the least recently seen.
+
+        The least recently seen come first, so each hit does a constant amount of work on
+        average, however many keys a flood brings.
+        """
         full_after = self.limit / self.rate
-        self._buckets = {k: v for k, v in self._buckets.items() if now - v[1] < full_after}
+        buckets = self._buckets
+        while buckets and now - next(iter(buckets.values()))[1] >= full_after:
+            buckets.popitem(last=False)
+        while len(buckets) > self.max_buckets:
+            buckets.popitem(last=False)
