@@ -11,9 +11,11 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy.exc import OperationalError
 
 from sog_api.logs import configure_logging
 from sog_api.settings import Settings
+from sog_api.worker.failures import log_failure
 
 # logfmt: key=value, where a value with spaces, "=", quotes or control characters is quoted.
 FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^\s"]*)(?=\s|$)')
@@ -128,6 +130,16 @@ class TestEveryLine:
         assert fields(message) == [("path", value), ("code", "7")]
         if value in ("plain", "caf\u00e9"):
             assert message == f"unhandled_error path={value} code=7"  # left as it was
+
+    def test_worker_failure_lines_are_plain_fields(self, read_log: ReadLog) -> None:
+        # The context went in as one argument holding spaces, so it came out quoted whole:
+        # 'settle_error database_unavailable" op=abc" error=OperationalError'.
+        away = OperationalError("SELECT 1", {}, ConnectionRefusedError())
+        log_failure("settle_error", away, op="abc", stage="a b")
+        [message] = read_log()
+        assert (
+            message == 'settle_error database_unavailable op=abc stage="a b" error=OperationalError'
+        )
 
     def test_other_libraries_lines_are_left_as_they_are(self, read_log: ReadLog) -> None:
         logging.getLogger("a_library.module").warning("Running on %s (%s)", "http://x", "a b")

@@ -13,8 +13,10 @@ log = logging.getLogger("sog_api.worker")
 
 def log_failure(event: str, exc: BaseException, **fields: object) -> None:
     """Log ``event`` for ``exc``: a warning without traceback when the database is away."""
-    context = "".join(f" {name}={value}" for name, value in fields.items())
+    names = "".join(f" {name}=%s" for name in fields)  # each value an argument of its own,
+    values = tuple(fields.values())  # so that the log quotes values, not the whole context
     if is_unavailable(exc):
-        log.warning("%s database_unavailable%s error=%s", event, context, type(exc).__name__)
+        log.warning(f"%s database_unavailable{names} error=%s", event, *values,
+                    type(exc).__name__)  # fmt: skip
     else:
-        log.error("%s%s", event, context, exc_info=exc)
+        log.error(f"%s{names}", event, *values, exc_info=exc)
