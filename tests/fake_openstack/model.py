@@ -98,6 +98,7 @@ class Server:
     fault: dict[str, Any] | None = None
     bdms: list[Bdm] = field(default_factory=list)
     old_flavor: Flavor | None = None
+    confirming: bool = False  # a confirmResize under way (vm_state stays "resized" meanwhile)
     launched_at: float | None = None
     deleted_at: float | None = None
     description: str | None = None

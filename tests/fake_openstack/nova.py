@@ -340,11 +340,14 @@ def _resize(cloud: FakeCloud, server: Server, arg: Any) -> None:
 
 def _confirm_resize(cloud: FakeCloud, server: Server) -> None:
     _require(server, "confirmResize", ("resized",))
+    if server.confirming:  # Nova finds no migration left to confirm
+        raise ApiError(400, "Instance has not been resized.")
     _begin(cloud, server, None)
+    server.confirming = True
 
     def done(when: float) -> None:
         server.vm_state = "active" if server.power_state == 1 else "stopped"
-        server.old_flavor = None
+        server.old_flavor, server.confirming = None, False
 
     cloud.later("confirm_resize", _step(server, done))
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
+from sog_api.cloud.base import CloudBadRequest
 from tests.conftest import db_rows
 from tests.helpers import create_orbit, running_orbit, wait_gone, wait_operation, wait_status
 
@@ -109,3 +111,20 @@ class TestDelete:
             await asyncio.sleep(0.02)
         assert volumes[0]["status"] == "DELETED" and volumes[0]["deleted_at"] is not None
         assert await db_rows(app, "SELECT id FROM sim_volumes WHERE deleted = false") == []
+
+
+class TestSimulatedCloud:
+    async def test_a_second_confirm_while_one_is_under_way_is_refused_as_nova_does(
+        self, client: httpx.AsyncClient, app: FastAPI
+    ) -> None:
+        orbit = await running_orbit(client)
+        [row] = await db_rows(app, "SELECT server_id FROM orbits WHERE id=:id", id=orbit["id"])
+        cloud, server_id = app.state.cloud, row["server_id"]
+        await cloud.resize_server(server_id, "sog.comet")
+        for _ in range(500):
+            if (await cloud.get_server(server_id)).status == "VERIFY_RESIZE":
+                break
+            await asyncio.sleep(0.01)
+        await cloud.confirm_resize(server_id)
+        with pytest.raises(CloudBadRequest, match="Instance has not been resized"):
+            await cloud.confirm_resize(server_id)

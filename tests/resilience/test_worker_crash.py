@@ -200,6 +200,8 @@ async def test_worker_killed_after_each_server_action_before_recording_it(
             await chain.orbit_status(oid, settled)
             await _succeeded(api, f"orbit.{name}")
         await chain.through(ACTION_POINTS["resize"], resize)
+        # the confirm lasts longer than the take-over: the repeat comes while it is under way
+        fake.delays["confirm_resize"] = 4.0 / fake.cloud.delay_scale
         await chain.through(ACTION_POINTS["confirm"], lambda: asyncio.sleep(0))
         await chain.orbit_status(oid, "RUNNING")
         await _succeeded(api, "orbit.resize")

@@ -357,6 +357,8 @@ class SimulatorBackend:
                 f"Cannot '{method}' instance {server_id} while it is in vm_state "
                 f"{row.status.lower()} task_state {row.task_state}",
             )
+            if method == "confirm_resize" and row.steps:  # one under way: Nova has none left
+                raise cb.CloudBadRequest("Instance has not been resized.")
             for name, value in now_values.items():
                 setattr(row, name, value)
             self._schedule(row, (duration, final))

@@ -492,9 +492,12 @@ async def confirm(ctx: ActionContext) -> Step:
     assert orbit is not None and orbit.server_id is not None
     try:
         await ctx.cloud.confirm_resize(orbit.server_id)
-    except cb.CloudConflict:
+    except (cb.CloudConflict, cb.CloudBadRequest):
+        # A repeat is refused: 409 once the earlier confirm is done (ACTIVE), 400 while it is
+        # still under way (Nova finds no resize left to confirm)
         info = await ctx.cloud.get_server(orbit.server_id)
-        if info.status != cb.SERVER_ACTIVE:  # confirmed already (a retried step) when ACTIVE
+        repeat = ctx.op.error is not None and info.status == cb.SERVER_VERIFY_RESIZE
+        if info.status != cb.SERVER_ACTIVE and not repeat:
             raise
     return Step.wait("confirm_wait")
 
