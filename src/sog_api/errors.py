@@ -150,6 +150,7 @@ def problem_response(
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 # Answered by the request limits before any route runs, whatever the operation.
 EVERY_OPERATION = {
+    "408": "The request body did not arrive in time",
     "413": "The request body is too large (parameters travel in the query string)",
     "414": "The URL is too long",
 }

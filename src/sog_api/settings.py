@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     auth_failure_limit_per_minute: int = Field(60, ge=0, le=1_000_000)
     max_body_bytes: int = Field(65536, ge=0)
     max_url_length: int = Field(16384, ge=256)
+    body_timeout: float = Field(30.0, gt=0)
     default_quota_orbits: int | None = Field(None, ge=0)
     default_quota_vcpus: int | None = Field(None, ge=0)
     default_quota_ram_gb: int | None = Field(None, ge=0)

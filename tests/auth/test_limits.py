@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -286,6 +288,40 @@ class TestSizeLimits:
         await app(scope, receive, send)
         assert sent == []  # nobody is left to answer
         assert "path=/vms/action/ " in caplog.text and " status=499 " in caplog.text
+        assert (await client.get(f"/vms/vm_details/{orbit['id']}/")).json()["status"] == "RUNNING"
+
+    @pytest.mark.parametrize("settings_overrides", [{"body_timeout": 0.3}])
+    async def test_a_body_that_does_not_come_is_a_408_and_nothing_is_done(
+        self, app: FastAPI, client: httpx.AsyncClient
+    ) -> None:
+        # The request waited for its body for ever, holding its connection.
+        orbit = await running_orbit(client)
+        first = asyncio.Event()
+
+        async def receive() -> Message:
+            if not first.is_set():
+                first.set()
+                return {"type": "http.request", "body": b"x", "more_body": True}
+            await asyncio.sleep(3600)  # the rest never comes
+            raise AssertionError("unreachable")
+
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        query = f"action=pause&orbit_id={orbit['id']}".encode()
+        headers = [(b"authorization", f"Token {TEST_API_KEY}".encode()), (b"content-length", b"9")]
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": "/vms/action/", "raw_path": b"/vms/action/",
+            "query_string": query, "root_path": "", "headers": headers,
+            "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+        }  # fmt: skip
+        await asyncio.wait_for(app(scope, receive, send), timeout=5)
+        assert sent[0]["status"] == 408
+        body = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+        assert body["code"] == "request_timeout"
         assert (await client.get(f"/vms/vm_details/{orbit['id']}/")).json()["status"] == "RUNNING"
 
 

@@ -1,6 +1,9 @@
-"""Request limits: long URLs (414), large bodies (413) and line-feed paths are refused early."""
+"""Request limits: long URLs (414), large bodies (413), bodies that do not come (408) and
+line-feed paths are refused early."""
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,12 +22,16 @@ async def send_problem(
 
 class RequestLimits:
     """Refuse URLs longer than ``max_url_length``, paths ending in a line feed (404) and bodies
-    over ``max_body_bytes``, whether they declare a length or come in chunks."""
+    over ``max_body_bytes``, whether they declare a length or come in chunks; a body not
+    complete within ``body_timeout`` seconds is a 408 (a client cannot hold a request open)."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_url_length: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, max_url_length: int, body_timeout: float = 30.0
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.max_url = max_url_length
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -45,7 +52,14 @@ class RequestLimits:
         if declared is not None and declared > self.max_body:
             await self._too_large(scope, receive, send)
             return
-        body = await self._read_body(receive)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                body = await self._read_body(receive)
+        except TimeoutError:
+            detail = f"The request body did not arrive within {self.body_timeout:g} seconds."
+            await send_problem(scope, receive, send, 408, "request_timeout", detail,
+                               {"Connection": "close"})  # fmt: skip
+            return
         if body is None:
             return  # the client went away before its request was complete: nothing to do
         if len(body) > self.max_body:

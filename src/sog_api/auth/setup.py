@@ -49,6 +49,7 @@ def install_auth(app: FastAPI) -> None:
         RequestLimits,
         max_body_bytes=settings.max_body_bytes,
         max_url_length=settings.max_url_length,
+        body_timeout=settings.body_timeout,
     )
     document_security(app, public)
     document_headers(app, public)  # after document_security, which adds the 401s and 429s
