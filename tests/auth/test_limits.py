@@ -278,12 +278,7 @@ class TestSizeLimits:
 
         query = f"action=pause&orbit_id={orbit['id']}".encode()
         headers = [(b"authorization", f"Token {TEST_API_KEY}".encode())]
-        scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-            "scheme": "http", "path": "/vms/action/", "raw_path": b"/vms/action/",
-            "query_string": query, "root_path": "", "headers": headers,
-            "client": ("127.0.0.1", 1), "server": ("testserver", 80),
-        }  # fmt: skip
+        scope = action_scope(query, headers)
         caplog.set_level(logging.INFO, logger="sog_api.access")
         await app(scope, receive, send)
         assert sent == []  # nobody is left to answer
@@ -312,17 +307,22 @@ class TestSizeLimits:
 
         query = f"action=pause&orbit_id={orbit['id']}".encode()
         headers = [(b"authorization", f"Token {TEST_API_KEY}".encode()), (b"content-length", b"9")]
-        scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-            "scheme": "http", "path": "/vms/action/", "raw_path": b"/vms/action/",
-            "query_string": query, "root_path": "", "headers": headers,
-            "client": ("127.0.0.1", 1), "server": ("testserver", 80),
-        }  # fmt: skip
+        scope = action_scope(query, headers)
         await asyncio.wait_for(app(scope, receive, send), timeout=5)
         assert sent[0]["status"] == 408
         body = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
         assert body["code"] == "request_timeout"
         assert (await client.get(f"/vms/vm_details/{orbit['id']}/")).json()["status"] == "RUNNING"
+
+
+def action_scope(query: bytes, headers: list[tuple[bytes, bytes]]) -> Scope:
+    """The ASGI scope of a POST /vms/action/, for driving the app's receive by hand."""
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/vms/action/", "raw_path": b"/vms/action/",
+        "query_string": query, "root_path": "", "headers": headers,
+        "client": ("127.0.0.1", 1), "server": ("testserver", 80),
+    }  # fmt: skip
 
 
 async def chunks(n: int, chunk: bytes) -> AsyncIterator[bytes]:
