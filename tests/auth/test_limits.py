@@ -169,12 +169,6 @@ class TestAuthFailureLimitSettings:
 
 
 class TestRateLimiter:
-    def test_check_takes_no_token(self) -> None:
-        limiter = RateLimiter(2, clock=FakeClock())
-        assert all(limiter.check("k").allowed for _ in range(5))
-        assert [limiter.hit("k").allowed for _ in range(3)] == [True, True, False]
-        assert not limiter.check("k").allowed and limiter.check("k").retry_after == 30
-
     def test_zero_is_off(self, app: FastAPI) -> None:
         assert RateLimiter(0).enabled is False
         assert app.state.rate_limiter.enabled is False  # the tests' default

@@ -121,13 +121,12 @@ class AuthMiddleware:
         """401, or 429 once the address has spent its allowance of refusals (a good key from
         the same address, another client behind one proxy, is never held back by them)."""
         if self.failures.enabled:
-            allowance = self.failures.check(address)
+            allowance = self.failures.hit(address)
             if not allowance.allowed:
                 detail = TOO_MANY_FAILURES.format(limit=allowance.limit)
                 headers = {"Retry-After": str(allowance.retry_after)}
                 await self._deny(scope, receive, send, 429, "rate_limited", detail, headers)
                 return
-            self.failures.hit(address)
         headers = {"WWW-Authenticate": CHALLENGE}
         await self._deny(scope, receive, send, 401, "unauthorized", detail, headers)
 

@@ -59,7 +59,8 @@ class RateLimiter:
     def hit(self, key: str) -> Decision:
         """Take one token from ``key``'s bucket if there is one."""
         now = self.clock()
-        tokens = self._tokens(key, now)
+        tokens, last = self._buckets.get(key, (float(self.limit), now))
+        tokens = min(float(self.limit), tokens + max(0.0, now - last) * self.rate)
         allowed = tokens >= 1.0
         if allowed:
             tokens -= 1.0
@@ -67,18 +68,6 @@ class RateLimiter:
         self._buckets.move_to_end(key)
         if len(self._buckets) > self.max_buckets:
             self._prune(now)
-        return self._decision(tokens, allowed)
-
-    def check(self, key: str) -> Decision:
-        """Whether ``key``'s bucket holds a token, without taking it."""
-        tokens = self._tokens(key, self.clock())
-        return self._decision(tokens, tokens >= 1.0)
-
-    def _tokens(self, key: str, now: float) -> float:
-        tokens, last = self._buckets.get(key, (float(self.limit), now))
-        return min(float(self.limit), tokens + max(0.0, now - last) * self.rate)
-
-    def _decision(self, tokens: float, allowed: bool) -> Decision:
         return Decision(
             allowed=allowed,
             limit=self.limit,
